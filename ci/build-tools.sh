@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Builds the control-plane and chart tools from the Go module proxy into a cache outside
+# the repo, one folder per tool and version, so a machine pays each cold build once.
+#   ci/build-tools.sh          build whatever is missing, print the bin directory
+# Env: RAY_OPERATOR_TOOLS (cache root, default ~/.cache/ray-operator-tools).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${RAY_OPERATOR_TOOLS:-$HOME/.cache/ray-operator-tools}
+bin="$cache/bin"
+mkdir -p "$bin"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+
+# build_once NAME VERSION FUNCTION: runs FUNCTION into $cache/NAME-VERSION unless a
+# previous run completed (marked by .done), then links its binaries into $bin.
+build_once() {
+  local name=$1 version=$2 fn=$3 dest="$cache/$1-$2"
+  if [[ ! -f "$dest/.done" ]]; then
+    log "building $name $version (cold build, cached in $dest)"
+    local start=$SECONDS work
+    rm -rf "$dest"
+    mkdir -p "$dest/bin"
+    work=$(mktemp -d)
+    (cd "$work" && "$fn" "$dest" "$version")
+    rm -rf "$work"
+    log "built $name $version in $((SECONDS - start))s"
+    touch "$dest/.done"
+  fi
+  for f in "$dest"/bin/*; do ln -sf "$f" "$bin/$(basename "$f")"; done
+}
+
+# k8s.io/kubernetes requires its staging modules at v0.0.0 through local replace lines
+# that do not apply to dependents; a wrapper module pins them to the matching v0.x.y.
+build_kubernetes() {
+  local dest=$1 version=$2 minor patch
+  minor=$(echo "$version" | cut -d. -f2)
+  patch=$(echo "$version" | cut -d. -f3)
+  local staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+    cloud-provider cluster-bootstrap code-generator component-base component-helpers
+    controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
+    endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+    kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
+    sample-apiserver"
+  {
+    echo "module ray-operator/k8s-tools"
+    echo
+    echo "go 1.25.0"
+    echo
+    echo "godebug default=go1.25"
+    echo
+    echo "require k8s.io/kubernetes $version"
+    echo
+    echo "replace ("
+    for m in $staging; do echo "	k8s.io/$m => k8s.io/$m v0.$minor.$patch"; done
+    echo ")"
+  } > go.mod
+  local pkgs="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  # shellcheck disable=SC2086
+  go get $(for p in $pkgs; do echo "$p@$version"; done)
+  local ld="" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  # shellcheck disable=SC2086
+  go build -trimpath -ldflags "-s -w $ld" -o "$dest/bin/" $pkgs
+}
+
+# etcd's own go.mod has replace lines, so `go install` refuses it: wrap its main.
+build_etcd() {
+  local dest=$1 version=$2
+  cat > go.mod <<MOD
+module ray-operator/etcd-tools
+
+go 1.26.0
+MOD
+  cat > main.go <<'SRC'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+SRC
+  go get "go.etcd.io/etcd/server/v3@$version"
+  go mod tidy
+  go build -trimpath -ldflags "-s -w" -o "$dest/bin/etcd" .
+}
+
+build_kwok() {
+  GOBIN="$1/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$2"
+}
+
+# A plain helm build tells charts it talks to Kubernetes 1.20; report the pinned one.
+build_helm() {
+  local minor
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  GOBIN="$1/bin" go install -trimpath -ldflags "-s -w \
+    -X helm.sh/helm/v3/internal/version.version=$2 \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+    "helm.sh/helm/v3/cmd/helm@$2"
+}
+
+# ct reads etc/chart_schema.yaml and etc/lintconf.yaml; ship them from the module zip.
+build_ct() {
+  local dest=$1 version=$2 mod
+  GOBIN="$dest/bin" go install -trimpath -ldflags "-s -w \
+    -X github.com/helm/chart-testing/v3/ct/cmd.Version=$version" \
+    "github.com/helm/chart-testing/v3/ct@$version"
+  mod=$(go env GOMODCACHE)/github.com/helm/chart-testing/v3@$version
+  mkdir -p "$dest/etc"
+  cp "$mod/etc/chart_schema.yaml" "$mod/etc/lintconf.yaml" "$dest/etc/"
+  chmod -R u+w "$dest/etc"
+}
+
+build_once kubernetes "$KUBERNETES_VERSION" build_kubernetes
+build_once etcd "$ETCD_VERSION" build_etcd
+build_once kwok "$KWOK_VERSION" build_kwok
+build_once helm "$HELM_VERSION" build_helm
+build_once ct "$CT_VERSION" build_ct
+echo "$bin"

@@ -1,0 +1,87 @@
+"""Names and numbers of the RayCluster API (ray.io/v1), defined once.
+
+Label keys, default ports, defaults and condition types live here and nowhere else:
+the CRD generator, the builders, the planner, the chart tests and the docs read them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- the API ---------------------------------------------------------------------------
+
+GROUP: Final = "ray.io"
+VERSION: Final = "v1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "RayCluster"
+PLURAL: Final = "rayclusters"
+SINGULAR: Final = "raycluster"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# managedBy values: ours (the name upstream gives the in-cluster operator, so manifests
+# written for KubeRay keep working), and MultiKueue's, which means hands off.
+MANAGED_BY_US: Final = "ray.io/kuberay-operator"
+MANAGED_BY_MULTIKUEUE: Final = "kueue.x-k8s.io/multikueue"
+MANAGED_BY_VALUES: Final = (MANAGED_BY_US, MANAGED_BY_MULTIKUEUE)
+
+# -- labels on every child ------------------------------------------------------------
+
+LABEL_CLUSTER: Final = "ray.io/cluster"
+LABEL_NODE_TYPE: Final = "ray.io/node-type"
+LABEL_GROUP: Final = "ray.io/group"
+LABEL_IS_RAY_NODE: Final = "ray.io/is-ray-node"
+LABEL_IDENTIFIER: Final = "ray.io/identifier"
+LABEL_APP_NAME: Final = "app.kubernetes.io/name"
+LABEL_CREATED_BY: Final = "app.kubernetes.io/created-by"
+APP_NAME: Final = "kuberay"  # value Ray tooling and dashboards select on
+CREATED_BY: Final = "kuberay-operator"
+# Users may set other labels in the pod template, never these three.
+PROTECTED_LABELS: Final = (LABEL_CLUSTER, LABEL_NODE_TYPE, LABEL_GROUP)
+
+NODE_TYPE_HEAD: Final = "head"
+NODE_TYPE_WORKER: Final = "worker"
+HEAD_GROUP: Final = "headgroup"
+
+# -- annotations -----------------------------------------------------------------------
+
+ANNOTATION_OVERWRITE_CMD: Final = "ray.io/overwrite-container-cmd"
+# The pod-template hash lets `upgradeStrategy: Recreate` see template changes.
+ANNOTATION_TEMPLATE_HASH: Final = "ray.io/pod-template-hash"
+IDLE_TERMINATION_FINALIZER: Final = "ray.io/idle-termination-cleanup-finalizer"
+
+# -- ports and their names (head Service and container ports) ------------------------
+
+DEFAULT_PORTS: Final = {
+    "gcs-server": 6379,
+    "dashboard": 8265,
+    "client": 10001,
+    "metrics": 8080,
+    "serve": 8000,
+}
+GCS_PORT: Final = DEFAULT_PORTS["gcs-server"]
+METRICS_PORT: Final = DEFAULT_PORTS["metrics"]
+DASHBOARD_PORT: Final = DEFAULT_PORTS["dashboard"]
+DASHBOARD_AGENT_PORT: Final = 52365
+
+# -- defaults of the spec --------------------------------------------------------------
+
+DEFAULT_MAX_REPLICAS: Final = 2147483647
+DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 60
+DEFAULT_AUTOSCALER_CPU: Final = "500m"
+DEFAULT_AUTOSCALER_MEMORY: Final = "512Mi"
+RAY_CONTAINER_INDEX: Final = 0  # Ray's autoscaler reads containers[0]
+
+# Longest RayCluster name: `<name>-head-svc` must stay a DNS-1035 label (63 chars).
+MAX_CLUSTER_NAME_LENGTH: Final = 63 - len("-head-svc")
+MAX_GROUP_NAME_LENGTH: Final = 63
+
+# -- status ----------------------------------------------------------------------------
+
+STATE_READY: Final = "ready"
+STATE_SUSPENDED: Final = "suspended"
+
+COND_HEAD_POD_READY: Final = "HeadPodReady"
+COND_PROVISIONED: Final = "RayClusterProvisioned"
+COND_REPLICA_FAILURE: Final = "ReplicaFailure"
+COND_SUSPENDING: Final = "RayClusterSuspending"
+COND_SUSPENDED: Final = "RayClusterSuspended"

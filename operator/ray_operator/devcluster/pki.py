@@ -1,0 +1,59 @@
+"""Certificates and keys for a throwaway local control plane, made with the openssl CLI."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_cert: Path
+    ca_key: Path
+    serving_cert: Path
+    serving_key: Path
+    admin_cert: Path
+    admin_key: Path
+    sa_key: Path
+    sa_pub: Path
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def _signed_cert(
+    pki: Path, name: str, subject: str, ca_cert: Path, ca_key: Path, ext: str
+) -> tuple[Path, Path]:
+    key, csr, cert, extfile = (pki / f"{name}{s}" for s in (".key", ".csr", ".crt", ".ext"))
+    extfile.write_text(ext)
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", key, "-out", csr, "-subj", subject)  # fmt: skip
+    _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", cert, "-days", "30", "-extfile", extfile)  # fmt: skip
+    return cert, key
+
+
+def create_pki(pki: Path) -> Pki:
+    """A CA, an API server serving cert for 127.0.0.1, an admin client cert
+    (system:masters) and the ServiceAccount token signing key pair."""
+    pki.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = pki / "ca.key", pki / "ca.crt"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", ca_key, "-out", ca_cert, "-days", "30",
+             "-subj", "/CN=ray-operator-devcluster-ca")  # fmt: skip
+    serving_cert, serving_key = _signed_cert(
+        pki, "apiserver", "/CN=kube-apiserver", ca_cert, ca_key,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
+        "extendedKeyUsage=serverAuth\n",
+    )  # fmt: skip
+    admin_cert, admin_key = _signed_cert(
+        pki, "admin", "/O=system:masters/CN=admin", ca_cert, ca_key,
+        "extendedKeyUsage=clientAuth\n",
+    )  # fmt: skip
+    sa_key, sa_pub = pki / "sa.key", pki / "sa.pub"
+    _openssl("genrsa", "-out", sa_key, "2048")
+    _openssl("rsa", "-in", sa_key, "-pubout", "-out", sa_pub)
+    return Pki(ca_cert, ca_key, serving_cert, serving_key, admin_cert, admin_key, sa_key, sa_pub)

@@ -1,0 +1,102 @@
+"""Shared fixtures. Tests under tests/integration/ run on a real local control plane.
+
+Fixtures:
+- `control_plane`: one ControlPlane for the whole session (etcd, API server, controller
+  manager, scheduler, kwok with fake CPU and GPU nodes).
+- `api_client`: an admin `kubernetes.client.ApiClient` for it.
+- `namespace`: a fresh namespace per test (deleted afterwards).
+- `sa_api_client(namespace, name)`: an ApiClient authenticated as that ServiceAccount
+  with a real token from the TokenRequest API, for RBAC tests.
+- `crd_installed`: the CRDs in `crds/` applied and Established.
+On failure of a test that used the control plane, the component log tails are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from ray_operator.devcluster import ControlPlane
+from tests.kubehelpers import (
+    apply_crds,
+    service_account_client,
+    wait_for,
+    wait_for_default_service_account,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    cp = ControlPlane.in_temp_dir().start()
+    yield cp
+    if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
+        cp.stop()
+        print(f"control plane files kept in {cp.root}")
+    else:
+        cp.cleanup()
+
+
+@pytest.fixture(scope="session")
+def api_client(control_plane: ControlPlane) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    core = client.CoreV1Api(api_client)
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"{''.join(c for c in base if c.isalnum() or c == '-')}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for_default_service_account(core, name)
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def sa_api_client(api_client: client.ApiClient) -> Callable[[str, str], client.ApiClient]:
+    def make(namespace: str, name: str) -> client.ApiClient:
+        return service_account_client(api_client, namespace, name)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def crd_installed(api_client: client.ApiClient) -> None:
+    apply_crds(api_client, sorted((REPO / "crds").glob("*.yaml")))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed and "control_plane" in getattr(item, "fixturenames", ()):
+        cp = item.funcargs.get("control_plane") if hasattr(item, "funcargs") else None
+        cp = cp or _session_control_plane(item)
+        if cp is not None:
+            for component in ("kube-apiserver", "kube-controller-manager", "kwok"):
+                report.sections.append(
+                    (f"{component} log (tail)", cp.log_tail(component, lines=40))
+                )
+    return report
+
+
+def _session_control_plane(item: pytest.Item) -> ControlPlane | None:
+    try:
+        return item._request.getfixturevalue("control_plane")  # type: ignore[attr-defined]
+    except Exception:
+        return None
+
+
+__all__ = ["REPO", "wait_for"]
