@@ -111,11 +111,15 @@ build_helm() {
 }
 
 # ct reads etc/chart_schema.yaml and etc/lintconf.yaml; ship them from the module zip.
+# `go install ct@version` asks the proxy for the module's version list (refused here),
+# so build through a wrapper module instead.
 build_ct() {
   local dest=$1 version=$2 mod
-  GOBIN="$dest/bin" go install -trimpath -ldflags "-s -w \
+  printf 'module ray-operator/ct-tools\n\ngo 1.25.0\n' > go.mod
+  go get "github.com/helm/chart-testing/v3/ct@$version"
+  go build -trimpath -ldflags "-s -w \
     -X github.com/helm/chart-testing/v3/ct/cmd.Version=$version" \
-    "github.com/helm/chart-testing/v3/ct@$version"
+    -o "$dest/bin/ct" github.com/helm/chart-testing/v3/ct
   mod=$(go env GOMODCACHE)/github.com/helm/chart-testing/v3@$version
   mkdir -p "$dest/etc"
   cp "$mod/etc/chart_schema.yaml" "$mod/etc/lintconf.yaml" "$dest/etc/"

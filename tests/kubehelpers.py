@@ -26,7 +26,9 @@ def wait_for(
         if last:
             return last
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}; last: {last!r}")
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what or predicate}; last: {last!r}"
+    )
 
 
 def wait_for_default_service_account(core: client.CoreV1Api, namespace: str) -> None:

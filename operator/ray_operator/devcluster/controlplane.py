@@ -28,6 +28,7 @@ from .pki import Pki, create_pki
 
 DEFAULT_TOOLS = Path(os.environ.get("RAY_OPERATOR_TOOLS", "~/.cache/ray-operator-tools"))
 SERVICE_CIDR = "10.96.0.0/16"  # cluster IPs are only ever written into objects, never dialled
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
@@ -52,6 +53,9 @@ class ControlPlane:
     root: Path
     bin_dir: Path = field(default_factory=tools_bin_dir)
     node_pools: tuple[NodePool, ...] = field(default_factory=lambda: fake_nodes())
+    # kwok hands out fake pod IPs from this loopback range: anything that dials a pod
+    # IP in a test stays on this machine (and a Ray node can bind that address).
+    pod_cidr: str = "127.64.0.0/16"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -98,14 +102,30 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         try:
             self._spawn("etcd", self._etcd_args())
-            self._wait("etcd", lambda: self._http_ok(f"http://127.0.0.1:{self.ports['etcd']}/health"), deadline)
+            self._wait(
+                "etcd",
+                lambda: self._http_ok(f"http://127.0.0.1:{self.ports['etcd']}/health"),
+                deadline,
+            )
             self._spawn("kube-apiserver", self._apiserver_args())
-            self._wait("kube-apiserver", lambda: self._http_ok(f"{self.server}/readyz", admin=True), deadline)
+            self._wait(
+                "kube-apiserver",
+                lambda: self._http_ok(f"{self.server}/readyz", admin=True),
+                deadline,
+            )
             self._spawn("kube-controller-manager", self._kcm_args())
             self._spawn("kube-scheduler", self._scheduler_args())
             self._spawn("kwok", self._kwok_args())
-            self._wait("kube-controller-manager", lambda: self._http_ok(f"https://127.0.0.1:{self.ports['kcm']}/healthz"), deadline)
-            self._wait("kube-scheduler", lambda: self._http_ok(f"https://127.0.0.1:{self.ports['scheduler']}/healthz"), deadline)
+            self._wait(
+                "kube-controller-manager",
+                lambda: self._http_ok(f"https://127.0.0.1:{self.ports['kcm']}/healthz"),
+                deadline,
+            )
+            self._wait(
+                "kube-scheduler",
+                lambda: self._http_ok(f"https://127.0.0.1:{self.ports['scheduler']}/healthz"),
+                deadline,
+            )
             self._create_nodes()
             self._wait("kwok", self._nodes_ready, deadline)
             self._wait("kube-controller-manager", self._default_service_account_exists, deadline)
@@ -220,6 +240,9 @@ class ControlPlane:
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{self.ports['kwok']}",
             "--node-lease-duration-seconds=40",
+            f"--config={STAGES}",
+            f"--cidr={self.pod_cidr}",
+            "--node-ip=127.0.0.1",
             "--v=INFO",
         ]
 

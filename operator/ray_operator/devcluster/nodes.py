@@ -41,7 +41,9 @@ class NodePool:
         ]
 
 
-def fake_nodes(cpu_nodes: int = 4, gpu_nodes: int = 1, pods_per_node: int = 250) -> tuple[NodePool, ...]:
+def fake_nodes(
+    cpu_nodes: int = 4, gpu_nodes: int = 1, pods_per_node: int = 250
+) -> tuple[NodePool, ...]:
     """CPU nodes plus GPU nodes advertising `nvidia.com/gpu`, room for hundreds of pods."""
     return (
         NodePool("kwok-cpu", cpu_nodes, pods=pods_per_node, labels={"node-pool": "cpu"}),

@@ -1,0 +1,57 @@
+# The two commands that matter: `make demo` (the main job) and `make test` (everything).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := $(shell bash -c 'echo $${RAY_OPERATOR_TOOLS:-$$HOME/.cache/ray-operator-tools}')/bin
+export PATH := $(TOOLS_BIN):$(PATH)
+
+.PHONY: help venv tools lint format crds test test-unit test-integration demo cluster-up cluster-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# The virtualenv is rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Python deps into .venv (package installed editable)
+
+tools: ## build the pinned Go tools into the cache (skips what is there)
+	bash ci/build-tools.sh
+
+lint: venv ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+crds: venv ## regenerate crds/ from the schema source
+	$(PY) -m ray_operator.crd.generate
+
+test: tools venv lint ## everything: lint, unit, chart and integration tests
+	$(VENV)/bin/pytest tests
+
+test-unit: venv ## unit tests only (no control plane)
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: tools venv ## integration tests on a local control plane
+	$(VENV)/bin/pytest tests/integration
+
+demo: tools venv ## the main job: control plane, chart, operator, a heterogeneous RayCluster
+	@$(PY) -m ray_operator.devcluster up
+
+cluster-up: tools venv ## start a local control plane in the background
+	@$(PY) -m ray_operator.devcluster up
+
+cluster-down: venv ## stop it
+	@$(PY) -m ray_operator.devcluster down
+
+clean: ## remove the virtualenv and caches (not the tool cache)
+	rm -rf $(VENV) .pytest_cache .ruff_cache
