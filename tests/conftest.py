@@ -28,8 +28,10 @@ from tests.kubehelpers import (
     wait_for,
     wait_for_default_service_account,
 )
+from tests.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
+CALL_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,6 +80,32 @@ def crd_installed(api_client: client.ApiClient) -> None:
     apply_crds(api_client, sorted((REPO / "crds").glob("*.yaml")))
 
 
+@pytest.fixture
+def run_operator(
+    control_plane: ControlPlane, crd_installed: None, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start `ray-operator run` as a separate process watching the given namespaces;
+    every process started is stopped after the test, and its log attached on failure."""
+    started: list[OperatorProcess] = []
+
+    def start(*namespaces: str, extra_args: list[str] | None = None) -> OperatorProcess:
+        proc = OperatorProcess(
+            control_plane.kubeconfig,
+            list(namespaces),
+            tmp_path / f"operator-{len(started)}.log",
+            extra_args=extra_args or [],
+        ).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+    if request.node.stash.get(CALL_FAILED, False):
+        for proc in started:  # printed in teardown: pytest shows it with the failure
+            print(f"--- operator log {proc.log_path.name} (tail) ---\n{proc.log_tail(150)}")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -89,6 +117,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 report.sections.append(
                     (f"{component} log (tail)", cp.log_tail(component, lines=40))
                 )
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
     return report
 
 

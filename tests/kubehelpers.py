@@ -59,10 +59,12 @@ def service_account_client(
             if err.status != 409:
                 raise
     token = core.create_namespaced_service_account_token(
-        name, namespace, client.AuthenticationV1TokenRequest(
+        name,
+        namespace,
+        client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
         ),
-    ).status.token  # fmt: skip
+    ).status.token
     cfg = client.Configuration()
     cfg.host = admin.configuration.host
     cfg.ssl_ca_cert = admin.configuration.ssl_ca_cert

@@ -48,6 +48,9 @@ ANNOTATION_OVERWRITE_CMD: Final = "ray.io/overwrite-container-cmd"
 # The pod-template hash lets `upgradeStrategy: Recreate` see template changes.
 ANNOTATION_TEMPLATE_HASH: Final = "ray.io/pod-template-hash"
 IDLE_TERMINATION_FINALIZER: Final = "ray.io/idle-termination-cleanup-finalizer"
+# GCS fault tolerance: set on head pods (as upstream does), read by tooling.
+ANNOTATION_FT_ENABLED: Final = "ray.io/ft-enabled"
+ANNOTATION_EXTERNAL_STORAGE_NS: Final = "ray.io/external-storage-namespace"
 
 # -- ports and their names (head Service and container ports) ------------------------
 
@@ -70,6 +73,10 @@ DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 60
 DEFAULT_AUTOSCALER_CPU: Final = "500m"
 DEFAULT_AUTOSCALER_MEMORY: Final = "512Mi"
 RAY_CONTAINER_INDEX: Final = 0  # Ray's autoscaler reads containers[0]
+AUTOSCALER_CONTAINER_NAME: Final = "autoscaler"  # the sidecar in the head pod
+# DNS domain of the Kubernetes cluster: workers reach the head at
+# `<cluster>-head-svc.<namespace>.svc.<domain>`.
+DEFAULT_CLUSTER_DOMAIN: Final = "cluster.local"
 
 # Longest RayCluster name: `<name>-head-svc` must stay a DNS-1035 label (63 chars).
 MAX_CLUSTER_NAME_LENGTH: Final = 63 - len("-head-svc")

@@ -21,16 +21,28 @@ def _pod_ready(pod: client.V1Pod) -> bool:
 def test_deployment_pods_run_on_fake_nodes(api_client, namespace):
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
     labels = {"app": "web"}
-    apps.create_namespaced_deployment(namespace, {
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                {"name": "c", "image": "example.invalid/web:1",
-                 "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": "example.invalid/web:1",
+                                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                            }
+                        ]
+                    },
+                },
+            },
         },
-    })  # fmt: skip
+    )
 
     def ready_pods():
         pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
@@ -51,11 +63,21 @@ def test_deployment_pods_run_on_fake_nodes(api_client, namespace):
 
 def test_gpu_node_takes_gpu_pods(api_client, namespace):
     core = client.CoreV1Api(api_client)
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": "gpu"},
-        "spec": {"containers": [{"name": "c", "image": "example.invalid/cuda:1",
-                                 "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
-    })  # fmt: skip
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "gpu"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "example.invalid/cuda:1",
+                        "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                    }
+                ]
+            },
+        },
+    )
 
     def ready_pod():
         pod = core.read_namespaced_pod("gpu", namespace)
@@ -68,8 +90,14 @@ def test_gpu_node_takes_gpu_pods(api_client, namespace):
 def test_garbage_collection_follows_owner_references(api_client, namespace):
     core = client.CoreV1Api(api_client)
     owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-           "uid": owner.metadata.uid, "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "dependent", "ownerReferences": [ref]}}
     )
@@ -92,19 +120,30 @@ def test_rbac_denies_then_allows_service_account(api_client, namespace, sa_api_c
     assert denied.value.status == 403
 
     rbac = client.RbacAuthorizationV1Api(api_client)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "pod-reader"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
-    })  # fmt: skip
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "pod-reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-    })  # fmt: skip
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "pod-reader"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "pod-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+        },
+    )
     pods = wait_for(
-        lambda: _try_list(client.CoreV1Api(sa_client), namespace), timeout=30,
+        lambda: _try_list(client.CoreV1Api(sa_client), namespace),
+        timeout=30,
         what="RBAC grant to take effect",
-    )  # fmt: skip
+    )
     assert pods.items == []
 
 
@@ -117,6 +156,7 @@ def _try_list(core: client.CoreV1Api, namespace: str):
         raise
 
 
+MIN_MAX_MESSAGE = "spec.min must not exceed spec.max: lower min or raise max"
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
@@ -125,20 +165,35 @@ WIDGET_CRD = {
         "group": "test.example",
         "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
         "scope": "Namespaced",
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
-                "type": "object",
-                "properties": {"min": {"type": "integer", "minimum": 0},
-                               "max": {"type": "integer"}},
-                "x-kubernetes-validations": [{
-                    "rule": "self.min <= self.max",
-                    "message": "spec.min must not exceed spec.max: lower min or raise max",
-                }],
-            }}}},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {
+                                    "min": {"type": "integer", "minimum": 0},
+                                    "max": {"type": "integer"},
+                                },
+                                "x-kubernetes-validations": [
+                                    {
+                                        "rule": "self.min <= self.max",
+                                        "message": MIN_MAX_MESSAGE,
+                                    }
+                                ],
+                            }
+                        },
+                    }
+                },
+            }
+        ],
     },
-}  # fmt: skip
+}
 
 
 def test_crd_schema_and_cel_rule_reject_invalid_objects(api_client, namespace, tmp_path):
@@ -150,8 +205,12 @@ def test_crd_schema_and_cel_rule_reject_invalid_objects(api_client, namespace, t
     custom = client.CustomObjectsApi(api_client)
 
     def create(spec: dict):
-        body = {"apiVersion": "test.example/v1", "kind": "Widget",
-                "metadata": {"name": "w"}, "spec": spec}  # fmt: skip
+        body = {
+            "apiVersion": "test.example/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": spec,
+        }
         return custom.create_namespaced_custom_object(
             "test.example", "v1", namespace, "widgets", body, dry_run="All"
         )
@@ -160,7 +219,7 @@ def test_crd_schema_and_cel_rule_reject_invalid_objects(api_client, namespace, t
     with pytest.raises(ApiException) as cel:
         create({"min": 3, "max": 2})
     assert cel.value.status == 422
-    assert "spec.min must not exceed spec.max" in cel.value.body
+    assert MIN_MAX_MESSAGE in cel.value.body
     with pytest.raises(ApiException) as schema:
         create({"min": -1, "max": 2})
     assert schema.value.status == 422
@@ -169,13 +228,21 @@ def test_crd_schema_and_cel_rule_reject_invalid_objects(api_client, namespace, t
 
 def test_restricted_pod_security_rejects_privileged_pod(api_client, namespace):
     core = client.CoreV1Api(api_client)
-    core.patch_namespace(namespace, {"metadata": {"labels": {
-        "pod-security.kubernetes.io/enforce": "restricted"}}})  # fmt: skip
+    core.patch_namespace(
+        namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
     privileged = {
         "metadata": {"name": "root"},
-        "spec": {"containers": [{"name": "c", "image": "example.invalid/x:1",
-                                 "securityContext": {"privileged": True}}]},
-    }  # fmt: skip
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "example.invalid/x:1",
+                    "securityContext": {"privileged": True},
+                }
+            ]
+        },
+    }
     with pytest.raises(ApiException) as err:
         core.create_namespaced_pod(namespace, privileged)
     assert err.value.status == 403
@@ -186,11 +253,19 @@ def test_restricted_pod_security_rejects_privileged_pod(api_client, namespace):
         "metadata": {"name": "ok"},
         "spec": {
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{"name": "c", "image": "example.invalid/x:1", "securityContext": {
-                "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                "runAsUser": 1000}}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "example.invalid/x:1",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "runAsUser": 1000,
+                    },
+                }
+            ],
         },
-    }  # fmt: skip
+    }
     assert core.create_namespaced_pod(namespace, compliant).metadata.name == "ok"
 
 

@@ -4,5 +4,11 @@ for tests, the demo and benchmarks. See `python -m ray_operator.devcluster --hel
 from .controlplane import ControlPlane, ControlPlaneError, stop_from_state, tools_bin_dir
 from .nodes import NodePool, fake_nodes
 
-__all__ = ["ControlPlane", "ControlPlaneError", "NodePool", "fake_nodes", "stop_from_state",
-           "tools_bin_dir"]  # fmt: skip
+__all__ = [
+    "ControlPlane",
+    "ControlPlaneError",
+    "NodePool",
+    "fake_nodes",
+    "stop_from_state",
+    "tools_bin_dir",
+]

@@ -208,6 +208,10 @@ class ControlPlane:
             f"--root-ca-file={self._pki.ca_cert}",
             "--use-service-account-credentials=true",
             "--leader-elect=false",
+            # Endpoints may not hold the loopback pod IPs kwok hands out, and nothing
+            # here routes Service traffic: without these controllers, no retry storm.
+            "--controllers=*,-endpoints-controller,-endpointslice-controller,"
+            "-endpointslice-mirroring-controller",
             # Fast namespace and garbage collection keeps tests short.
             "--concurrent-gc-syncs=20",
             "--concurrent-namespace-syncs=10",
@@ -292,9 +296,11 @@ class ControlPlane:
         """A raw admin request to the API server (used before any client exists)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
-            f"{self.server}{path}", data=data, method=method,
+            f"{self.server}{path}",
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(req, timeout=10, context=self._ssl_context(True)) as resp:
             return json.loads(resp.read() or b"{}")
 
@@ -313,10 +319,13 @@ class ControlPlane:
         nodes = self.request("/api/v1/nodes")["items"]
         expected = sum(pool.count for pool in self.node_pools)
         ready = [
-            n for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in n.get("status", {}).get("conditions", []))
-        ]  # fmt: skip
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
         return len(ready) >= expected
 
     def _default_service_account_exists(self) -> bool:
@@ -331,15 +340,27 @@ class ControlPlane:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {
-                "server": f"https://127.0.0.1:{self.ports['apiserver']}",
-                "certificate-authority": str(pki.ca_cert)}}],
-            "users": [{"name": "admin", "user": {
-                "client-certificate": str(pki.admin_cert),
-                "client-key": str(pki.admin_key)}}],
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.ports['apiserver']}",
+                        "certificate-authority": str(pki.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate": str(pki.admin_cert),
+                        "client-key": str(pki.admin_key),
+                    },
+                }
+            ],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
             "current-context": "local",
-        }  # fmt: skip
+        }
         self.kubeconfig.write_text(yaml.safe_dump(config))
 
     # -- state file, so `devcluster down` in another process stops exactly our pids ----

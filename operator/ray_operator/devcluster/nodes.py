@@ -18,8 +18,13 @@ class NodePool:
     labels: dict[str, str] = field(default_factory=dict)
 
     def nodes(self) -> list[dict]:
-        capacity = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods),
-                    "ephemeral-storage": "1Ti", **self.extra_capacity}  # fmt: skip
+        capacity = {
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "pods": str(self.pods),
+            "ephemeral-storage": "1Ti",
+            **self.extra_capacity,
+        }
         return [
             {
                 "apiVersion": "v1",
@@ -48,8 +53,10 @@ def fake_nodes(
     return (
         NodePool("kwok-cpu", cpu_nodes, pods=pods_per_node, labels={"node-pool": "cpu"}),
         NodePool(
-            "kwok-gpu", gpu_nodes, pods=pods_per_node,
+            "kwok-gpu",
+            gpu_nodes,
+            pods=pods_per_node,
             extra_capacity={"nvidia.com/gpu": "8"},
             labels={"node-pool": "gpu", "nvidia.com/gpu.present": "true"},
         ),
-    )  # fmt: skip
+    )

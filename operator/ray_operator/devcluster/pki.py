@@ -28,10 +28,38 @@ def _signed_cert(
 ) -> tuple[Path, Path]:
     key, csr, cert, extfile = (pki / f"{name}{s}" for s in (".key", ".csr", ".crt", ".ext"))
     extfile.write_text(ext)
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", key, "-out", csr, "-subj", subject)  # fmt: skip
-    _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-             "-out", cert, "-days", "30", "-extfile", extfile)  # fmt: skip
+    _openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        csr,
+        "-subj",
+        subject,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca_cert,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "30",
+        "-extfile",
+        extfile,
+    )
     return cert, key
 
 
@@ -40,19 +68,41 @@ def create_pki(pki: Path) -> Pki:
     (system:masters) and the ServiceAccount token signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = pki / "ca.key", pki / "ca.crt"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", ca_key, "-out", ca_cert, "-days", "30",
-             "-subj", "/CN=ray-operator-devcluster-ca")  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        ca_key,
+        "-out",
+        ca_cert,
+        "-days",
+        "30",
+        "-subj",
+        "/CN=ray-operator-devcluster-ca",
+    )
     serving_cert, serving_key = _signed_cert(
-        pki, "apiserver", "/CN=kube-apiserver", ca_cert, ca_key,
+        pki,
+        "apiserver",
+        "/CN=kube-apiserver",
+        ca_cert,
+        ca_key,
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
         "extendedKeyUsage=serverAuth\n",
-    )  # fmt: skip
+    )
     admin_cert, admin_key = _signed_cert(
-        pki, "admin", "/O=system:masters/CN=admin", ca_cert, ca_key,
+        pki,
+        "admin",
+        "/O=system:masters/CN=admin",
+        ca_cert,
+        ca_key,
         "extendedKeyUsage=clientAuth\n",
-    )  # fmt: skip
+    )
     sa_key, sa_pub = pki / "sa.key", pki / "sa.pub"
     _openssl("genrsa", "-out", sa_key, "2048")
     _openssl("rsa", "-in", sa_key, "-pubout", "-out", sa_pub)

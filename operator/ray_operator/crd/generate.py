@@ -1,0 +1,181 @@
+"""Write the RayCluster CustomResourceDefinition: `crds/ray.io_rayclusters.yaml`.
+
+    python -m ray_operator.crd.generate          # (re)write the file, print its sizes
+    python -m ray_operator.crd.generate --check  # exit 1 if the file is stale
+
+One source of truth: our fields in `schema.py`, the Kubernetes types they embed derived
+from the pinned release's OpenAPI document by `podtemplate.py`.
+
+Size. Client-side `kubectl apply` stores the whole object, as compact JSON, in the
+annotation `kubectl.kubernetes.io/last-applied-configuration`, and all annotations of an
+object together may not exceed 262,144 bytes. Upstream's CRD (full pod template with
+descriptions, twice) is about 0.9 MB and cannot be applied that way. Measured for
+Kubernetes v1.35.4 (the generator prints the current totals on every run):
+
+- one derived PodTemplateSpec: 59 KB of compact JSON without descriptions, 274 KB
+  with the upstream ones. It is embedded twice (head, worker group); autoscalerOptions
+  adds ResourceRequirements, SecurityContext, EnvVar, ... and headService a Service;
+- the whole CRD: 143 KB of compact JSON (612 KB if the Kubernetes descriptions were
+  kept), 441 KB of YAML (mostly indentation, which the annotation does not store).
+
+So the one thing trimmed is the descriptions inside the embedded Kubernetes types
+(`kubectl explain pod.spec...` has them); our own fields keep theirs. Every PodSpec
+field stays typed and pruned, there is no `x-kubernetes-preserve-unknown-fields`
+anywhere: a misspelled field in a template is dropped by the API server (and rejected
+by `kubectl`, whose field validation is Strict by default) instead of stored. The
+quantity `pattern` costs 2.2 KB per template and catches `cpu: "2 cores"` at admission.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ray_operator import constants as c
+from ray_operator.crd.podtemplate import KubernetesSchemas, kubernetes_version, locate_openapi
+from ray_operator.crd.schema import raycluster_schema
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+OUTPUT = REPO_ROOT / "crds" / f"{c.GROUP}_{c.PLURAL}.yaml"
+VERSIONS_ENV = REPO_ROOT / "ci" / "versions.env"
+
+ANNOTATION_LIMIT = 262_144  # bytes, all annotations of one object together
+SIZE_BUDGET = 240_000  # what we allow ourselves, leaving room for other annotations
+
+# `kubectl get rayclusters` columns (the same as upstream's).
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "desired workers", "type": "integer", "jsonPath": ".status.desiredWorkerReplicas"},
+    {"name": "available workers", "type": "integer", "jsonPath": ".status.availableWorkerReplicas"},
+    {"name": "cpus", "type": "string", "jsonPath": ".status.desiredCPU"},
+    {"name": "memory", "type": "string", "jsonPath": ".status.desiredMemory"},
+    {"name": "gpus", "type": "string", "jsonPath": ".status.desiredGPU"},
+    {"name": "tpus", "type": "string", "jsonPath": ".status.desiredTPU", "priority": 1},
+    {"name": "status", "type": "string", "jsonPath": ".status.state"},
+    {"name": "age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "head pod IP", "type": "string", "jsonPath": ".status.head.podIP", "priority": 1},
+    {
+        "name": "head service IP",
+        "type": "string",
+        "jsonPath": ".status.head.serviceIP",
+        "priority": 1,
+    },
+]
+
+
+def load_kubernetes_schemas(openapi: Path | None = None) -> KubernetesSchemas:
+    """The core schemas of the pinned release (or of the given OpenAPI file)."""
+    path = openapi or locate_openapi(kubernetes_version(VERSIONS_ENV))
+    return KubernetesSchemas.from_file(path)
+
+
+def build_crd(k8s: KubernetesSchemas) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": c.CRD_NAME},
+        "spec": {
+            "group": c.GROUP,
+            "names": {
+                "kind": c.KIND,
+                "listKind": f"{c.KIND}List",
+                "plural": c.PLURAL,
+                "singular": c.SINGULAR,
+                "categories": ["all"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": c.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": raycluster_schema(k8s)},
+                    "subresources": {"status": {}},
+                }
+            ],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML: no anchors or aliases for repeated sub-schemas."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render(crd: dict[str, Any]) -> str:
+    header = (
+        "# Generated by `python -m ray_operator.crd.generate` from "
+        "operator/ray_operator/crd/schema.py\n"
+        "# and the Kubernetes OpenAPI document of the release pinned in ci/versions.env. "
+        "Do not edit.\n"
+    )
+    body = yaml.dump(crd, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)
+    return header + "---\n" + body
+
+
+def compact_json(obj: Any) -> str:
+    """The object as kubectl writes it into last-applied-configuration (Go's encoding)."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def sizes(crd: dict[str, Any], text: str) -> dict[str, int]:
+    return {
+        "yaml_bytes": len(text.encode()),
+        "compact_json_bytes": len(compact_json(crd).encode()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ray_operator.crd.generate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"default: {OUTPUT}")
+    parser.add_argument("--openapi", type=Path, help="Kubernetes api__v1_openapi.json to use")
+    args = parser.parse_args(argv)
+
+    crd = build_crd(load_kubernetes_schemas(args.openapi))
+    text = render(crd)
+    measured = sizes(crd, text)
+    print(
+        f"{args.output.name}: {measured['yaml_bytes']:,} bytes of YAML, "
+        f"{measured['compact_json_bytes']:,} bytes of compact JSON "
+        f"(budget {SIZE_BUDGET:,}; annotation limit {ANNOTATION_LIMIT:,})",
+        file=sys.stderr,
+    )
+    if measured["compact_json_bytes"] > SIZE_BUDGET:
+        print("error: the CRD is over the size budget", file=sys.stderr)
+        return 1
+
+    current = args.output.read_text() if args.output.exists() else ""
+    if args.check:
+        if current == text:
+            return 0
+        diff = difflib.unified_diff(
+            current.splitlines(), text.splitlines(), "on disk", "generated", lineterm="", n=1
+        )
+        shown = list(diff)[:40]
+        print("\n".join(shown), file=sys.stderr)
+        print(
+            f"error: {args.output} is stale: run python -m ray_operator.crd.generate",
+            file=sys.stderr,
+        )
+        return 1
+    if current != text:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

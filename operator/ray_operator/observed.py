@@ -1,0 +1,82 @@
+"""Slim views of the children we observe. The reconciler keeps only these, never whole
+pods: a 200-pod cluster costs a few hundred bytes per pod in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import constants as c
+
+TERMINAL_PHASES = frozenset({"Failed", "Succeeded"})
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedPod:
+    name: str
+    node_type: str  # "head" or "worker"
+    group: str
+    phase: str
+    ready: bool
+    terminating: bool
+    pod_ip: str | None
+    template_hash: str | None
+    created: str  # RFC 3339, sorts chronologically
+
+    @classmethod
+    def from_dict(cls, pod: dict[str, Any]) -> ObservedPod:
+        meta, status = pod.get("metadata", {}), pod.get("status") or {}
+        labels = meta.get("labels") or {}
+        conditions = status.get("conditions") or []
+        return cls(
+            name=meta["name"],
+            node_type=labels.get(c.LABEL_NODE_TYPE, ""),
+            group=labels.get(c.LABEL_GROUP, ""),
+            phase=status.get("phase") or "Pending",
+            ready=any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions),
+            terminating=meta.get("deletionTimestamp") is not None,
+            pod_ip=status.get("podIP"),
+            template_hash=(meta.get("annotations") or {}).get(c.ANNOTATION_TEMPLATE_HASH),
+            created=meta.get("creationTimestamp") or "",
+        )
+
+    @property
+    def is_head(self) -> bool:
+        return self.node_type == c.NODE_TYPE_HEAD
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "Running" and not self.terminating
+
+    @property
+    def running_and_ready(self) -> bool:
+        return self.running and self.ready
+
+    @property
+    def finished(self) -> bool:
+        """Failed or Succeeded: the container is gone for good and must be replaced."""
+        return self.phase in TERMINAL_PHASES
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedService:
+    name: str
+    cluster_ip: str | None
+    ports: tuple[tuple[str, int], ...]  # (name, port)
+
+    @classmethod
+    def from_dict(cls, svc: dict[str, Any]) -> ObservedService:
+        spec = svc.get("spec") or {}
+        return cls(
+            name=svc["metadata"]["name"],
+            cluster_ip=spec.get("clusterIP"),
+            ports=tuple((p.get("name", ""), int(p["port"])) for p in spec.get("ports") or []),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Everything one reconcile looked at, besides the RayCluster itself."""
+
+    pods: tuple[ObservedPod, ...] = ()
+    head_service: ObservedService | None = None

@@ -1,0 +1,239 @@
+"""The planner: RayCluster spec + observed children -> what to create and delete.
+
+Pure: no I/O, no clock. The reconciler executes the plan; the status module describes
+the result. The rules follow the RayCluster API (reference §5):
+
+- a missing head pod is created; Failed/Succeeded pods are deleted and replaced;
+- per group, pods named in `scaleStrategy.workersToDelete` are deleted (the list itself
+  is never edited here: Ray's autoscaler clears it once the pods are gone);
+- missing pods are created up to the clamped `replicas` x `numOfHosts`;
+- surplus pods are deleted only without in-tree autoscaling (with it, choosing victims
+  races the autoscaler and kills busy workers);
+- suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
+  pods whose template hash is out of date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import constants as c
+from .errors import InvalidSpecError
+from .observed import Observed, ObservedPod
+from .spec import (
+    GroupSpec,
+    autoscaling_enabled,
+    cluster_suspended,
+    recreate_on_template_change,
+    worker_groups,
+)
+
+# Why a pod is deleted: shown in events and used by tests.
+REASON_WORKERS_TO_DELETE = "WorkersToDelete"
+REASON_FINISHED = "PodFinished"
+REASON_SURPLUS = "ScaleDown"
+REASON_SUSPEND = "Suspend"
+REASON_OUTDATED = "TemplateChanged"
+REASON_EXTRA_HEAD = "DuplicateHead"
+
+
+@dataclass(frozen=True, slots=True)
+class PodCreate:
+    group: str  # HEAD_GROUP for the head
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PodDelete:
+    name: str
+    group: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with the spec that only shows at runtime: surfaced as the
+    ReplicaFailure condition and a Warning event, never as a crash."""
+
+    reason: str
+    field: str
+    message: str
+
+
+@dataclass
+class Plan:
+    creates: list[PodCreate] = field(default_factory=list)
+    deletes: list[PodDelete] = field(default_factory=list)
+    # Children that must exist: the head Service when it is missing, and the autoscaler
+    # RBAC objects (the reconciler checks those once per cluster and process).
+    ensure: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.creates or self.deletes)
+
+
+@dataclass(frozen=True)
+class Builders:
+    """The builder functions the planner uses (injected so tests can count calls)."""
+
+    head_pod: Callable[[dict[str, Any]], dict[str, Any]]
+    worker_pod: Callable[[dict[str, Any], int], dict[str, Any]]
+    head_service: Callable[[dict[str, Any]], dict[str, Any]]
+    autoscaler_rbac: Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+def default_builders() -> Builders:
+    from .builders.autoscaler import build_autoscaler_rbac
+    from .builders.pod import build_head_pod, build_worker_pod
+    from .builders.service import build_head_service
+
+    return Builders(build_head_pod, build_worker_pod, build_head_service, build_autoscaler_rbac)
+
+
+def template_hash(pod: dict[str, Any]) -> str | None:
+    return (pod.get("metadata", {}).get("annotations") or {}).get(c.ANNOTATION_TEMPLATE_HASH)
+
+
+def plan(
+    cluster: dict[str, Any],
+    observed: Observed,
+    builders: Builders,
+    max_pods_per_cluster: int = 10_000,
+) -> Plan:
+    result = Plan()
+    alive = [p for p in observed.pods if not p.terminating]
+
+    if cluster_suspended(cluster):
+        result.deletes += [PodDelete(p.name, p.group, REASON_SUSPEND) for p in alive]
+        return result
+
+    try:
+        head_pod = builders.head_pod(cluster)
+        service = builders.head_service(cluster)
+        if observed.head_service is None:
+            result.ensure.append(service)
+        if autoscaling_enabled(cluster):
+            result.ensure += builders.autoscaler_rbac(cluster)
+    except InvalidSpecError as err:
+        result.problems.append(Problem("InvalidHeadGroupSpec", err.field, err.message))
+        return result  # without a valid head nothing else can work
+
+    heads = [p for p in alive if p.is_head]
+    outdated_head = recreate_on_template_change(cluster) and any(
+        p.template_hash != template_hash(head_pod) for p in heads if not p.finished
+    )
+    if outdated_head:
+        # A new head means a new Ray cluster: every worker must rejoin it.
+        result.deletes += [PodDelete(p.name, p.group, REASON_OUTDATED) for p in alive]
+        return result
+    _plan_head(heads, head_pod, result)
+
+    groups = worker_groups(cluster)
+    total_desired = 1 + sum(g.desired_pods for g in groups)
+    if total_desired > max_pods_per_cluster:
+        biggest = max(groups, key=lambda g: g.desired_pods)
+        result.problems.append(
+            Problem(
+                "TooManyPods",
+                f"{biggest.path}.replicas",
+                f"the cluster asks for {total_desired} pods, more than this operator's limit of "
+                f"{max_pods_per_cluster} per cluster (--max-pods-per-cluster); lower replicas "
+                "or maxReplicas, or raise the limit",
+            )
+        )
+        return result
+
+    autoscaling = autoscaling_enabled(cluster)
+    group_names = {g.name for g in groups}
+    for group in groups:
+        pods = [p for p in alive if not p.is_head and p.group == group.name]
+        _plan_group(cluster, group, pods, autoscaling, builders, result)
+        _check_workers_to_delete(group, observed.pods, result)
+
+    # Workers of groups that no longer exist in the spec are removed.
+    for p in alive:
+        if not p.is_head and p.group not in group_names:
+            result.deletes.append(PodDelete(p.name, p.group, REASON_SURPLUS))
+    return result
+
+
+def _plan_head(heads: list[ObservedPod], head_pod: dict[str, Any], result: Plan) -> None:
+    finished = [p for p in heads if p.finished]
+    result.deletes += [PodDelete(p.name, c.HEAD_GROUP, REASON_FINISHED) for p in finished]
+    live = [p for p in heads if not p.finished]
+    if not live:
+        result.creates.append(PodCreate(c.HEAD_GROUP, head_pod))
+        return
+    # More than one head (e.g. created by a second operator replica): keep the best.
+    keep = min(live, key=lambda p: (not p.running_and_ready, p.created, p.name))
+    result.deletes += [
+        PodDelete(p.name, c.HEAD_GROUP, REASON_EXTRA_HEAD) for p in live if p is not keep
+    ]
+
+
+def _plan_group(
+    cluster: dict[str, Any],
+    group: GroupSpec,
+    pods: list[ObservedPod],
+    autoscaling: bool,
+    builders: Builders,
+    result: Plan,
+) -> None:
+    if group.suspended:
+        result.deletes += [PodDelete(p.name, group.name, REASON_SUSPEND) for p in pods]
+        return
+    try:
+        prototype = builders.worker_pod(cluster, group.index)
+    except InvalidSpecError as err:
+        result.problems.append(Problem("InvalidWorkerGroupSpec", err.field, err.message))
+        return
+
+    listed = set(group.workers_to_delete)
+    remaining: list[ObservedPod] = []
+    for p in pods:
+        if p.name in listed:
+            result.deletes.append(PodDelete(p.name, group.name, REASON_WORKERS_TO_DELETE))
+        elif p.finished:
+            result.deletes.append(PodDelete(p.name, group.name, REASON_FINISHED))
+        else:
+            remaining.append(p)
+
+    if recreate_on_template_change(cluster):
+        wanted_hash = template_hash(prototype)
+        outdated = [p for p in remaining if p.template_hash != wanted_hash]
+        result.deletes += [PodDelete(p.name, group.name, REASON_OUTDATED) for p in outdated]
+        remaining = [p for p in remaining if p.template_hash == wanted_hash]
+
+    missing = group.desired_pods - len(remaining)
+    if missing > 0:
+        # Pods use generateName, so one body serves every copy.
+        result.creates += [PodCreate(group.name, prototype)] * missing
+    elif missing < 0 and not autoscaling:
+        for p in _scale_down_order(remaining)[:-missing]:
+            result.deletes.append(PodDelete(p.name, group.name, REASON_SURPLUS))
+
+
+def _scale_down_order(pods: Iterable[ObservedPod]) -> list[ObservedPod]:
+    """Least useful first: not running, then not ready, then the newest."""
+    by_newest = sorted(pods, key=lambda p: (p.created, p.name), reverse=True)
+    return sorted(by_newest, key=lambda p: (p.running, p.ready))
+
+
+def _check_workers_to_delete(group: GroupSpec, pods: Iterable[ObservedPod], result: Plan) -> None:
+    """A listed pod that belongs to another group of this cluster is never deleted on
+    this group's behalf; say so. (Pods of other clusters are never observed at all.)"""
+    others = {p.name: p.group for p in pods if p.group != group.name}
+    for name in group.workers_to_delete:
+        if name in others:
+            result.problems.append(
+                Problem(
+                    "InvalidWorkersToDelete",
+                    f"{group.path}.scaleStrategy.workersToDelete",
+                    f"pod {name} belongs to group {others[name]!r}, not {group.name!r}; it is "
+                    "left running: list it under its own group",
+                )
+            )

@@ -1,0 +1,241 @@
+"""One reconcile of one RayCluster: observe, plan, act, report.
+
+The imperative shell around the pure planner and status calculation. Level-triggered:
+whatever event woke it, it reads the current RayCluster and its pods (a consistent
+read, so a restart after a crash sees every pod created before it) and converges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kubernetes.client.rest import ApiException
+
+from . import constants as c
+from . import metrics
+from .builders.names import head_service_name
+from .kube import KubeApi, now_rfc3339
+from .observed import Observed
+from .planner import Builders, Plan, PodCreate, PodDelete, default_builders, plan
+from .spec import managed_by_us
+from .status import Failure, compute_status, status_changed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class ReconcilerConfig:
+    api_threads: int = 16  # concurrent API calls per operator
+    max_creates_per_pass: int = 250  # bounded work per pass keeps clusters fair
+    max_pods_per_cluster: int = 10_000
+    retry_after_failure: float = 5.0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        api: KubeApi,
+        config: ReconcilerConfig | None = None,
+        builders: Builders | None = None,
+    ) -> None:
+        self.api = api
+        self.config = config or ReconcilerConfig()
+        self.builders = builders or default_builders()
+        self.states: dict[str, str] = {}  # "ns/name" -> status.state, for the metrics
+        # Per cluster key, (uid, kind, name) of RBAC children known to exist: each is
+        # checked once per process, not on every reconcile.
+        self._ensured: dict[tuple[str, str], set[tuple[str | None, str, str]]] = {}
+        self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def reconcile(self, key: tuple[str, str]) -> float | None:
+        """Returns seconds until this cluster should be looked at again, or None."""
+        started = time.monotonic()
+        metrics.RECONCILES.inc()
+        try:
+            return await self._reconcile(*key)
+        except Exception:
+            metrics.RECONCILE_ERRORS.inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+            metrics.publish_states(self.states)
+
+    async def _reconcile(self, namespace: str, name: str) -> float | None:
+        cluster = await self._call(self.api.get_cluster, namespace, name)
+        if cluster is None:
+            self.states.pop(f"{namespace}/{name}", None)
+            self._ensured.pop((namespace, name), None)
+            return None  # deleted: garbage collection removes the children
+        if not managed_by_us(cluster):
+            log.debug(
+                "%s/%s is managed by %s: hands off",
+                namespace,
+                name,
+                cluster["spec"].get("managedBy"),
+            )
+            return None
+        if cluster["metadata"].get("deletionTimestamp"):
+            return await self._finalize(cluster)
+
+        pods, service = await asyncio.gather(
+            self._call(self.api.list_cluster_pods, namespace, name),
+            self._call(self.api.get_service, namespace, head_service_name(name)),
+        )
+        observed = Observed(pods=tuple(pods), head_service=service)
+        todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
+        more_to_create = len(todo.creates) > self.config.max_creates_per_pass
+        todo.creates = todo.creates[: self.config.max_creates_per_pass]
+        failures = await self._execute(cluster, todo)
+
+        previous = cluster.get("status") or {}
+        status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
+        self.states[f"{namespace}/{name}"] = status.get("state", "")
+        if status_changed(previous, status):
+            await self._call(self.api.replace_status, namespace, name, status)
+            await self._warn_on_new_problems(cluster, previous, status, todo)
+        if more_to_create:
+            return 0.0
+        return self.config.retry_after_failure if failures else None
+
+    async def _execute(self, cluster: dict[str, Any], todo: Plan) -> list[Failure]:
+        failures: list[Failure] = []
+        meta = cluster["metadata"]
+        ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+        for obj in todo.ensure:
+            key = (meta.get("uid"), obj["kind"], obj["metadata"]["name"])
+            if key in ensured:
+                continue
+            try:
+                # The planner asks for the Service only when it saw none: no GET first.
+                check_first = obj["kind"] != "Service"
+                if await self._call(self.api.create_if_missing, obj, check_first):
+                    await self._event(
+                        cluster,
+                        "Normal",
+                        f"Created{obj['kind']}",
+                        f"Created {obj['kind']} {obj['metadata']['name']}",
+                    )
+                if obj["kind"] != "Service":
+                    ensured.add(key)
+            except ApiException as err:
+                failures.append(
+                    await self._failed(
+                        cluster, f"FailedCreate{obj['kind']}", obj["metadata"]["name"], err
+                    )
+                )
+        results = await asyncio.gather(
+            *(self._delete(cluster, d) for d in todo.deletes),
+            *(self._create(cluster, p) for p in todo.creates),
+        )
+        failures += [f for f in results if f is not None]
+        return failures
+
+    async def _create(self, cluster: dict[str, Any], create: PodCreate) -> Failure | None:
+        kind = "HeadPod" if create.group == c.HEAD_GROUP else "WorkerPod"
+        namespace = cluster["metadata"]["namespace"]
+        try:
+            name = await self._call(self.api.create_pod, namespace, create.body)
+        except ApiException as err:
+            return await self._failed(cluster, f"FailedCreate{kind}", create.group, err)
+        metrics.PODS_CREATED.labels(kind[:-3].lower()).inc()
+        await self._event(
+            cluster,
+            "Normal",
+            f"Created{kind}",
+            f"Created {kind[:-3].lower()} pod {namespace}/{name}"
+            + ("" if kind == "HeadPod" else f" (group {create.group})"),
+        )
+        return None
+
+    async def _delete(self, cluster: dict[str, Any], delete: PodDelete) -> Failure | None:
+        kind = "HeadPod" if delete.group == c.HEAD_GROUP else "WorkerPod"
+        namespace = cluster["metadata"]["namespace"]
+        try:
+            deleted = await self._call(self.api.delete_pod, namespace, delete.name)
+        except ApiException as err:
+            return await self._failed(cluster, f"FailedDelete{kind}", delete.name, err)
+        if deleted:
+            metrics.PODS_DELETED.labels(kind[:-3].lower(), delete.reason).inc()
+            await self._event(
+                cluster,
+                "Normal",
+                f"Deleted{kind}",
+                f"Deleted pod {namespace}/{delete.name} ({delete.reason})",
+            )
+        return None
+
+    async def _failed(
+        self, cluster: dict[str, Any], reason: str, what: str, err: ApiException
+    ) -> Failure:
+        message = f"{reason} {what}: {_api_message(err)}"
+        metrics.API_FAILURES.labels(reason).inc()
+        log.warning(
+            "%s/%s: %s", cluster["metadata"]["namespace"], cluster["metadata"]["name"], message
+        )
+        await self._event(cluster, "Warning", reason, message)
+        return Failure(reason, message)
+
+    async def _event(self, cluster: dict[str, Any], type_: str, reason: str, msg: str) -> None:
+        await self._call(self.api.post_event, cluster, type_, reason, msg)
+
+    async def _warn_on_new_problems(
+        self,
+        cluster: dict[str, Any],
+        previous: dict[str, Any],
+        status: dict[str, Any],
+        todo: Plan,
+    ) -> None:
+        """One Warning event per new spec problem (not one per resync)."""
+        old = _replica_failure(previous)
+        for problem in todo.problems:
+            text = f"{problem.field}: {problem.message}"
+            if text not in old:
+                await self._event(cluster, "Warning", problem.reason, text)
+
+    async def _finalize(self, cluster: dict[str, Any]) -> float | None:
+        """Ray's autoscaler deletes an idle cluster (policy Delete) behind the finalizer
+        `ray.io/idle-termination-cleanup-finalizer`: remove the pods, then the finalizer."""
+        meta = cluster["metadata"]
+        if c.IDLE_TERMINATION_FINALIZER not in (meta.get("finalizers") or []):
+            return None
+        pods = await self._call(self.api.list_cluster_pods, meta["namespace"], meta["name"])
+        if pods:
+            await asyncio.gather(
+                *(
+                    self._delete(cluster, PodDelete(p.name, p.group, "ClusterDeleted"))
+                    for p in pods
+                    if not p.terminating
+                )
+            )
+            return 1.0
+        await self._call(self.api.remove_finalizer, cluster, c.IDLE_TERMINATION_FINALIZER)
+        return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _replica_failure(status: dict[str, Any]) -> str:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == c.COND_REPLICA_FAILURE:
+            return condition.get("message", "")
+    return ""
+
+
+def _api_message(err: ApiException) -> str:
+    import json
+
+    try:
+        return json.loads(err.body).get("message") or err.reason
+    except (TypeError, ValueError):
+        return f"{err.status} {err.reason}"

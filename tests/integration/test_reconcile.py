@@ -1,0 +1,364 @@
+"""The operator, as a separate process, reconciling RayClusters on the real control
+plane (kwok makes pods Running/Ready)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ray_operator import constants as c
+from tests.kubehelpers import wait_for
+from tests.manifests import heterogeneous, raycluster, worker_group
+
+
+class Clusters:
+    """Small verbs over one namespace's RayClusters and pods."""
+
+    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def create(self, body: dict) -> dict:
+        return self.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, body
+        )
+
+    def get(self, name: str) -> dict:
+        return self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
+
+    def patch(self, name: str, patch: dict | list) -> dict:
+        kind = "json-patch" if isinstance(patch, list) else "merge-patch"
+        return self.custom.patch_namespaced_custom_object(
+            c.GROUP,
+            c.VERSION,
+            self.ns,
+            c.PLURAL,
+            name,
+            patch,
+            _content_type=f"application/{kind}+json",
+        )
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
+
+    def pods(self, name: str, group: str | None = None, alive: bool = True) -> list[client.V1Pod]:
+        selector = f"{c.LABEL_CLUSTER}={name}"
+        if group:
+            selector += f",{c.LABEL_GROUP}={group}"
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=selector).items
+        return [p for p in pods if not (alive and p.metadata.deletion_timestamp)]
+
+    def wait_state(self, name: str, state: str = c.STATE_READY, timeout: float = 90) -> dict:
+        def reached():
+            body = self.get(name)
+            return body if body.get("status", {}).get("state") == state else None
+
+        return wait_for(reached, timeout=timeout, what=f"{name} state={state}")
+
+    def wait_pods(self, name: str, count: int, group: str | None = None, timeout: float = 90):
+        def counted():
+            pods = self.pods(name, group)
+            return (pods,) if len(pods) == count else None  # a tuple: truthy even if empty
+
+        what = f"{count} pods of {name}/{group or '*'}"
+        return wait_for(counted, timeout=timeout, what=what)[0]
+
+    def events(self, name: str) -> list[client.CoreV1Event]:
+        return self.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind=RayCluster"
+        ).items
+
+
+@pytest.fixture
+def clusters(api_client, namespace) -> Clusters:
+    return Clusters(api_client, namespace)
+
+
+def _condition(body: dict, type_: str) -> dict | None:
+    return next((x for x in body["status"].get("conditions", []) if x["type"] == type_), None)
+
+
+def _env(container: client.V1Container) -> dict[str, str | None]:
+    return {e.name: e.value for e in container.env or []}
+
+
+def test_heterogeneous_cluster_becomes_ready(clusters, namespace, run_operator):
+    run_operator(namespace)
+    created = clusters.create(heterogeneous("hetero", cpu_workers=2, gpu_workers=1))
+    body = clusters.wait_state("hetero")
+    pods = clusters.pods("hetero")
+    assert len(pods) == 4
+
+    head = next(p for p in pods if p.metadata.labels[c.LABEL_NODE_TYPE] == "head")
+    assert head.metadata.labels[c.LABEL_GROUP] == c.HEAD_GROUP
+    assert head.metadata.labels[c.LABEL_IDENTIFIER] == "hetero-head"
+    assert head.metadata.owner_references[0].uid == created["metadata"]["uid"]
+    assert head.metadata.owner_references[0].controller is True
+    head_cmd = " ".join(head.spec.containers[0].args or head.spec.containers[0].command)
+    assert "ray start --head" in head_cmd
+    assert "--num-cpus=2" in head_cmd
+    assert _env(head.spec.containers[0])["RAY_CLUSTER_NAME"] == "hetero"
+
+    gpu = clusters.pods("hetero", "gpu")
+    assert len(gpu) == 1
+    assert gpu[0].spec.node_name.startswith("kwok-gpu")
+    gpu_cmd = " ".join(gpu[0].spec.containers[0].args or gpu[0].spec.containers[0].command)
+    assert "--num-gpus=1" in gpu_cmd
+    assert "--address=hetero-head-svc." in gpu_cmd
+    assert _env(gpu[0].spec.containers[0])["RAY_NODE_TYPE_NAME"] == "gpu"
+    assert len(clusters.pods("hetero", "cpu")) == 2
+
+    status = body["status"]
+    assert status["desiredWorkerReplicas"] == 3
+    assert status["readyWorkerReplicas"] == 3
+    assert status["availableWorkerReplicas"] == 3
+    assert status["desiredCPU"] == "18"  # 2 head + 2 x 4 + 8
+    assert status["desiredGPU"] == "1"
+    assert status["desiredMemory"] == "52Gi"
+    assert status["observedGeneration"] == created["metadata"]["generation"]
+    assert status["head"]["podName"] == head.metadata.name
+    assert status["head"]["serviceName"] == "hetero-head-svc"
+    assert status["head"]["podIP"].startswith("127.")
+    assert status["endpoints"]["gcs-server"] == "6379"
+    assert _condition(body, c.COND_HEAD_POD_READY)["status"] == "True"
+    assert _condition(body, c.COND_PROVISIONED)["status"] == "True"
+    assert _condition(body, c.COND_REPLICA_FAILURE) is None
+
+    svc = clusters.core.read_namespaced_service("hetero-head-svc", namespace)
+    assert svc.spec.cluster_ip == "None"
+    assert svc.metadata.owner_references[0].uid == created["metadata"]["uid"]
+    reasons = [e.reason for e in clusters.events("hetero")]
+    assert reasons.count("CreatedWorkerPod") == 3
+    assert reasons.count("CreatedHeadPod") == 1
+
+
+def test_scale_up_and_down_by_replicas(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("scale", worker_group("cpu", 2)))
+    clusters.wait_pods("scale", 2, "cpu")
+    clusters.patch(
+        "scale", [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 5}]
+    )
+    clusters.wait_pods("scale", 5, "cpu")
+    body = clusters.wait_state("scale")
+    assert body["status"]["desiredWorkerReplicas"] == 5
+    clusters.patch(
+        "scale", [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}]
+    )
+    clusters.wait_pods("scale", 1, "cpu")
+    body = wait_for(
+        lambda: (b := clusters.get("scale"))["status"]["readyWorkerReplicas"] == 1 and b
+    )
+    assert body["status"]["desiredWorkerReplicas"] == 1
+    # replicas above maxReplicas is clamped
+    clusters.patch(
+        "scale",
+        [
+            {"op": "replace", "path": "/spec/workerGroupSpecs/0/maxReplicas", "value": 3},
+            {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 10},
+        ],
+    )
+    clusters.wait_pods("scale", 3, "cpu")
+    time.sleep(2)
+    assert len(clusters.pods("scale", "cpu")) == 3
+
+
+def test_workers_to_delete_removes_exactly_those_pods(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("wtd", worker_group("cpu", 4), enableInTreeAutoscaling=True))
+    pods = clusters.wait_pods("wtd", 4, "cpu")
+    victims = sorted(p.metadata.name for p in pods)[:2]
+    survivors = sorted(p.metadata.name for p in pods)[2:]
+    # exactly what Ray's autoscaler sends: one JSON patch, replicas down + the list
+    clusters.patch(
+        "wtd",
+        [
+            {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 2},
+            {
+                "op": "replace",
+                "path": "/spec/workerGroupSpecs/0/scaleStrategy",
+                "value": {"workersToDelete": victims},
+            },
+        ],
+    )
+    remaining = clusters.wait_pods("wtd", 2, "cpu")
+    assert sorted(p.metadata.name for p in remaining) == survivors
+    time.sleep(2)  # nothing is recreated while the names stay listed
+    assert sorted(p.metadata.name for p in clusters.pods("wtd", "cpu")) == survivors
+    spec = clusters.get("wtd")["spec"]["workerGroupSpecs"][0]
+    assert spec["scaleStrategy"]["workersToDelete"] == victims  # never edited by us
+
+
+def test_surplus_is_left_to_the_autoscaler(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("auto", worker_group("cpu", 3), enableInTreeAutoscaling=True))
+    clusters.wait_pods("auto", 3, "cpu")
+    clusters.patch(
+        "auto", [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}]
+    )
+    time.sleep(3)
+    assert len(clusters.pods("auto", "cpu")) == 3
+
+
+def test_pod_deleted_by_hand_comes_back(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("handdel", worker_group("cpu", 2)))
+    clusters.wait_state("handdel")
+    pods = clusters.pods("handdel")
+    head = next(p for p in pods if p.metadata.labels[c.LABEL_NODE_TYPE] == "head")
+    worker = next(p for p in pods if p.metadata.labels[c.LABEL_NODE_TYPE] == "worker")
+    clusters.core.delete_namespaced_pod(head.metadata.name, namespace)
+    clusters.core.delete_namespaced_pod(worker.metadata.name, namespace)
+
+    def replaced():
+        names = {p.metadata.name for p in clusters.pods("handdel")}
+        return len(names) == 3 and not names & {head.metadata.name, worker.metadata.name}
+
+    wait_for(replaced, what="head and worker replaced")
+    clusters.wait_state("handdel")
+
+
+def test_failed_pod_is_replaced(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("failing", worker_group("cpu", 1)))
+    clusters.wait_state("failing")
+    worker = clusters.pods("failing", "cpu")[0]
+    clusters.core.patch_namespaced_pod_status(
+        worker.metadata.name,
+        namespace,
+        {"status": {"phase": "Failed", "conditions": [{"type": "Ready", "status": "False"}]}},
+    )
+
+    def replaced():
+        pods = clusters.pods("failing", "cpu")
+        return len(pods) == 1 and pods[0].metadata.name != worker.metadata.name
+
+    wait_for(replaced, what="the failed worker replaced")
+    clusters.wait_state("failing")
+
+
+def test_suspend_and_resume(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("sus", worker_group("cpu", 2), worker_group("small", 1)))
+    clusters.wait_state("sus")
+    clusters.patch(
+        "sus",
+        {
+            "spec": {
+                "workerGroupSpecs": [worker_group("cpu", 2), worker_group("small", 1, suspend=True)]
+            }
+        },
+    )
+    clusters.wait_pods("sus", 0, "small")
+    body = clusters.wait_state("sus")
+    assert body["status"]["desiredWorkerReplicas"] == 2
+
+    clusters.patch("sus", {"spec": {"suspend": True}})
+    clusters.wait_pods("sus", 0)
+    body = clusters.wait_state("sus", c.STATE_SUSPENDED)
+    assert _condition(body, c.COND_SUSPENDED)["status"] == "True"
+    assert body["status"]["desiredWorkerReplicas"] == 0
+
+    clusters.patch("sus", {"spec": {"suspend": False}})
+    body = clusters.wait_state("sus")
+    assert len(clusters.pods("sus", "cpu")) == 2
+    assert _condition(body, c.COND_SUSPENDED) is None
+
+
+def test_other_manager_is_left_alone(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("kueue", worker_group("cpu", 1), managedBy=c.MANAGED_BY_MULTIKUEUE))
+    clusters.create(raycluster("ours", worker_group("cpu", 1)))
+    clusters.wait_state("ours")
+    assert clusters.pods("kueue") == []
+    assert "status" not in clusters.get("kueue") or not clusters.get("kueue")["status"]
+
+
+def test_two_clusters_with_same_group_names_stay_separate(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("alpha", worker_group("cpu", 2)))
+    clusters.create(raycluster("beta", worker_group("cpu", 3)))
+    clusters.wait_state("alpha")
+    clusters.wait_state("beta")
+    alpha, beta = clusters.pods("alpha", "cpu"), clusters.pods("beta", "cpu")
+    assert len(alpha) == 2 and len(beta) == 3
+    # workersToDelete naming a pod of the other cluster touches nothing there
+    clusters.patch(
+        "alpha",
+        [
+            {
+                "op": "replace",
+                "path": "/spec/workerGroupSpecs/0/scaleStrategy",
+                "value": {"workersToDelete": [beta[0].metadata.name]},
+            }
+        ],
+    )
+    time.sleep(2)
+    assert len(clusters.pods("beta", "cpu")) == 3
+    assert len(clusters.pods("alpha", "cpu")) == 2
+
+
+def test_deleting_the_cluster_collects_children_even_without_operator(
+    clusters, namespace, run_operator
+):
+    op = run_operator(namespace)
+    clusters.create(raycluster("gc", worker_group("cpu", 2)))
+    clusters.wait_state("gc")
+    op.stop()
+    clusters.delete("gc")
+    wait_for(lambda: clusters.pods("gc", alive=False) == [], what="pods garbage-collected")
+
+    def service_gone() -> bool:
+        try:
+            clusters.core.read_namespaced_service("gc-head-svc", namespace)
+            return False
+        except ApiException as err:
+            return err.status == 404
+
+    wait_for(service_gone, what="head service garbage-collected")
+
+
+def test_crash_while_creating_200_workers_leaves_exactly_the_desired_pods(
+    clusters, namespace, run_operator
+):
+    op = run_operator(namespace)
+    clusters.create(raycluster("crash", worker_group("big", 150), worker_group("small", 50)))
+    wait_for(
+        lambda: len(clusters.pods("crash")) >= 40,
+        timeout=60,
+        interval=0.05,
+        what="creation under way",
+    )
+    op.kill()
+    mid = len(clusters.pods("crash"))
+    run_operator(namespace)
+    clusters.wait_state("crash", timeout=180)
+    assert len(clusters.pods("crash", "big")) == 150
+    assert len(clusters.pods("crash", "small")) == 50
+    assert (
+        len([p for p in clusters.pods("crash") if p.metadata.labels[c.LABEL_NODE_TYPE] == "head"])
+        == 1
+    )
+    time.sleep(2)
+    assert len(clusters.pods("crash")) == 201, f"killed with {mid} pods"
+    for pod in clusters.pods("crash"):
+        assert pod.metadata.owner_references[0].name == "crash"
+
+
+def test_no_write_when_nothing_changed(clusters, namespace, run_operator):
+    op = run_operator(namespace)
+    clusters.create(raycluster("quiet", worker_group("cpu", 2)))
+    clusters.wait_state("quiet")
+    time.sleep(2)
+    before = clusters.get("quiet")["metadata"]["resourceVersion"]
+    events_before = len(clusters.events("quiet"))
+    # a restart replays every object as an event: a full resync
+    op.stop()
+    run_operator(namespace)
+    time.sleep(5)
+    assert clusters.get("quiet")["metadata"]["resourceVersion"] == before
+    assert len(clusters.events("quiet")) == events_before

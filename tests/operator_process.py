@@ -1,0 +1,66 @@
+"""Run the operator as a real separate process (`ray-operator run`) for integration
+tests: it can be SIGKILLed and restarted, and its log is attached to failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ray_operator.devcluster.controlplane import free_port
+
+
+@dataclass
+class OperatorProcess:
+    kubeconfig: Path
+    namespaces: list[str]
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    metrics_port: int = field(default_factory=free_port)
+
+    def start(self) -> OperatorProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "ray_operator.cli",
+            "run",
+            "--log-format=text",
+            f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+            f"--metrics-address=127.0.0.1:{self.metrics_port}",
+            *self.extra_args,
+        ]
+        for ns in self.namespaces:
+            args += ["--namespace", ns]
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash or an OOM kill."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 80) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

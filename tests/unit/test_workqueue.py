@@ -1,0 +1,98 @@
+"""The coalescing work queue: dedup, per-key serialisation, re-run after a mid-flight
+event, backoff after failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ray_operator.workqueue import WorkQueue
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, timeout=10))
+
+
+def test_events_for_a_waiting_key_collapse_into_one_run():
+    async def scenario():
+        seen: list = []
+
+        async def worker(key):
+            seen.append(key)
+
+        q = WorkQueue(worker, concurrency=2)
+        for _ in range(50):
+            q.add(("ns", "a"))
+        q.add(("ns", "b"))
+        task = asyncio.create_task(q.run())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return seen
+
+    assert sorted(run(scenario())) == [("ns", "a"), ("ns", "b")]
+
+
+def test_a_key_never_runs_twice_at_once_and_reruns_after_a_mid_flight_event():
+    async def scenario():
+        running, overlaps, runs = set(), [], []
+
+        async def worker(key):
+            if key in running:
+                overlaps.append(key)
+            running.add(key)
+            runs.append(key)
+            if len(runs) == 1:
+                q.add(key)  # an event while reconciling
+                q.add(key)
+            await asyncio.sleep(0.02)
+            running.discard(key)
+
+        q = WorkQueue(worker, concurrency=4)
+        q.add(("ns", "a"))
+        task = asyncio.create_task(q.run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        return overlaps, runs
+
+    overlaps, runs = run(scenario())
+    assert overlaps == []
+    assert runs == [("ns", "a"), ("ns", "a")]  # exactly one re-run for both events
+
+
+def test_failures_retry_with_growing_backoff_then_stop_after_success():
+    async def scenario():
+        times: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        async def worker(key):
+            times.append(loop.time())
+            if len(times) < 3:
+                raise RuntimeError("API server hiccup")
+
+        q = WorkQueue(worker, concurrency=1, backoff_base=0.05)
+        q.add(("ns", "a"))
+        task = asyncio.create_task(q.run())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        return times
+
+    times = run(scenario())
+    assert len(times) == 3
+    assert times[2] - times[1] > times[1] - times[0] >= 0.04
+
+
+def test_worker_can_ask_to_come_back_later():
+    async def scenario():
+        runs = []
+
+        async def worker(key):
+            runs.append(key)
+            return 0.05 if len(runs) == 1 else None
+
+        q = WorkQueue(worker)
+        q.add(("ns", "a"))
+        task = asyncio.create_task(q.run())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        return runs
+
+    assert len(run(scenario())) == 2
