@@ -43,6 +43,7 @@ REASON_EXTRA_HEAD = "DuplicateHead"
 class PodCreate:
     group: str  # HEAD_GROUP for the head
     body: dict[str, Any]
+    template_path: str = "spec.headGroupSpec.template"  # where users fix a refused pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +212,7 @@ def _plan_group(
     missing = group.desired_pods - len(remaining)
     if missing > 0:
         # Pods use generateName, so one body serves every copy.
-        result.creates += [PodCreate(group.name, prototype)] * missing
+        result.creates += [PodCreate(group.name, prototype, f"{group.path}.template")] * missing
     elif missing < 0 and not autoscaling:
         for p in _scale_down_order(remaining)[:-missing]:
             result.deletes.append(PodDelete(p.name, group.name, REASON_SURPLUS))

@@ -146,7 +146,8 @@ class Reconciler:
         try:
             name = await self._call(self.api.create_pod, namespace, create.body)
         except ApiException as err:
-            return await self._failed(cluster, f"FailedCreate{kind}", create.group, err)
+            what = f"{create.group} (pod template {create.template_path})"
+            return await self._failed(cluster, f"FailedCreate{kind}", what, err)
         metrics.PODS_CREATED.labels(kind[:-3].lower()).inc()
         await self._event(
             cluster,
