@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import constants as c
 from ..errors import InvalidSpecError
+from ..spec import autoscaling_enabled
 from . import names
 
 Body = Mapping[str, Any]
@@ -87,10 +88,6 @@ def worker_group(cluster: Body, index: int) -> NodeGroup:
 
 def annotations(cluster: Body) -> Mapping[str, str]:
     return (cluster.get("metadata") or {}).get("annotations") or {}
-
-
-def autoscaling_enabled(cluster: Body) -> bool:
-    return spec(cluster).get("enableInTreeAutoscaling") is True
 
 
 def autoscaler_options(cluster: Body) -> Body:
