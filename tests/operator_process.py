@@ -22,6 +22,7 @@ class OperatorProcess:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     metrics_port: int = field(default_factory=free_port)
+    liveness_port: int = field(default_factory=free_port)
 
     def start(self) -> OperatorProcess:
         args = [
@@ -30,7 +31,7 @@ class OperatorProcess:
             "ray_operator.cli",
             "run",
             "--log-format=text",
-            f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+            f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
             f"--metrics-address=127.0.0.1:{self.metrics_port}",
             *self.extra_args,
         ]

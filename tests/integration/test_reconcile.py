@@ -362,3 +362,51 @@ def test_no_write_when_nothing_changed(clusters, namespace, run_operator):
     time.sleep(5)
     assert clusters.get("quiet")["metadata"]["resourceVersion"] == before
     assert len(clusters.events("quiet")) == events_before
+
+
+def test_upgrade_strategy_recreate_replaces_outdated_pods(clusters, namespace, run_operator):
+    run_operator(namespace)
+    clusters.create(raycluster("upg", worker_group("cpu", 2)))
+    clusters.wait_state("upg")
+    before = {p.metadata.name for p in clusters.pods("upg", "cpu")}
+    env = [{"name": "STAGE", "value": "two"}]
+    path = "/spec/workerGroupSpecs/0/template/spec/containers/0/env"
+    clusters.patch("upg", [{"op": "add", "path": path, "value": env}])
+    time.sleep(3)  # without a strategy, running pods are left alone
+    assert {p.metadata.name for p in clusters.pods("upg", "cpu")} == before
+    clusters.patch("upg", {"spec": {"upgradeStrategy": {"type": "Recreate"}}})
+
+    def replaced():
+        pods = clusters.pods("upg", "cpu")
+        names = {p.metadata.name for p in pods}
+        return pods if len(pods) == 2 and not names & before else None
+
+    pods = wait_for(replaced, what="outdated workers replaced")
+    assert all(_env(p.spec.containers[0]).get("STAGE") == "two" for p in pods)
+    clusters.wait_state("upg")
+
+
+def test_liveness_and_metrics_endpoints(clusters, namespace, run_operator):
+    import urllib.request
+
+    op = run_operator(namespace)
+    clusters.create(raycluster("observed", worker_group("cpu", 2)))
+    clusters.wait_state("observed")
+
+    def get(port: int, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            assert resp.status == 200
+            return resp.read().decode()
+
+    assert get(op.liveness_port, "/healthz")
+
+    def counted() -> str | None:
+        text = get(op.metrics_port, "/metrics")
+        return text if 'ray_operator_rayclusters{state="ready"} 1.0' in text else None
+
+    text = wait_for(counted, what="metrics to show one ready cluster")
+    assert 'ray_operator_pods_created_total{node_type="worker"} 2.0' in text
+    assert 'ray_operator_pods_created_total{node_type="head"} 1.0' in text
+    assert "ray_operator_reconcile_total" in text
+    assert "ray_operator_reconcile_duration_seconds_bucket" in text
+    assert "ray_operator_reconcile_errors_total 0.0" in text
