@@ -45,7 +45,7 @@ test-integration: tools venv ## integration tests on a local control plane
 	$(VENV)/bin/pytest tests/integration
 
 demo: tools venv ## the main job: control plane, chart, operator, a heterogeneous RayCluster
-	@$(PY) -m ray_operator.devcluster up
+	@$(PY) -m ray_operator.devcluster demo
 
 cluster-up: tools venv ## start a local control plane in the background
 	@$(PY) -m ray_operator.devcluster up

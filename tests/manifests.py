@@ -8,7 +8,9 @@ from typing import Any
 RAY_IMAGE = "rayproject/ray:2.60.0"
 
 
-def container(cpu: str, memory: str, gpu: str | None = None, name: str = "ray") -> dict[str, Any]:
+def container(
+    cpu: str, memory: str, gpu: str | int | None = None, name: str = "ray"
+) -> dict[str, Any]:
     limits = {"cpu": cpu, "memory": memory}
     if gpu:
         limits["nvidia.com/gpu"] = gpu
@@ -20,7 +22,7 @@ def container(cpu: str, memory: str, gpu: str | None = None, name: str = "ray") 
 
 
 def worker_group(
-    name: str, replicas: int, cpu: str = "1", memory: str = "2Gi", gpu: str | None = None,
+    name: str, replicas: int, cpu: str = "1", memory: str = "2Gi", gpu: str | int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:  # fmt: skip
     group = {
@@ -58,5 +60,6 @@ def heterogeneous(name: str, cpu_workers: int = 2, gpu_workers: int = 1) -> dict
     return raycluster(
         name,
         worker_group("cpu", cpu_workers, cpu="4", memory="8Gi"),
-        worker_group("gpu", gpu_workers, cpu="8", memory="32Gi", gpu="1"),
+        # a bare number, as people write it in YAML: the API server accepts it
+        worker_group("gpu", gpu_workers, cpu="8", memory="32Gi", gpu=1),
     )

@@ -32,6 +32,33 @@ def _api_client_factory():
     return make
 
 
+def _wait_for_crd(api_client) -> None:
+    """Without kopf's cluster-wide scanning, the RayCluster CRD must exist before the
+    watches start: wait for it (say so every half minute) rather than serve nothing."""
+    import time
+
+    from kubernetes.client.rest import ApiException
+
+    from .constants import CRD_NAME
+    from .kube import KubeApi
+
+    api, log = KubeApi(api_client), logging.getLogger("ray_operator")
+    waited = 0.0
+    while True:
+        try:
+            api.request(
+                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
+            )
+            return
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        if waited % 30 == 0:
+            log.warning("CRD %s not installed yet: waiting for it", CRD_NAME)
+        time.sleep(2)
+        waited += 2
+
+
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -47,8 +74,11 @@ def _run(args: argparse.Namespace) -> int:
         log_prefix=False,
     )
     factory = _api_client_factory()
+    if not args.all_namespaces:
+        _wait_for_crd(factory())
     config = OperatorConfig(
         api_client_factory=factory,
+        namespaced=not args.all_namespaces,
         workers=args.workers,
         reconciler=ReconcilerConfig(
             max_pods_per_cluster=args.max_pods_per_cluster,

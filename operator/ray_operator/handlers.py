@@ -33,6 +33,9 @@ class OperatorConfig:
     api_client_factory: Any  # () -> kubernetes.client.ApiClient
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     workers: int = 4
+    # Watching a list of namespaces: kopf's scanning would list cluster-wide namespaces,
+    # a permission a namespaced install does not grant (the CLI checks the CRD instead).
+    namespaced: bool = False
 
 
 @dataclass
@@ -59,6 +62,7 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
+        settings.scanning.disabled = config.namespaced
         settings.posting.enabled = False  # we post our own, specific events
         settings.watching.label_selectors["pods"] = c.LABEL_CLUSTER
         settings.watching.label_selectors["services"] = c.LABEL_CLUSTER

@@ -1,8 +1,11 @@
 """The one layer that talks to the API server.
 
-Synchronous calls on the official client, run in a thread pool by the reconciler.
-Lists are read raw (`_preload_content=False`) and reduced to slim observed views at
-once: the client's model objects cost far more time and memory than we need.
+Plain JSON over the official client's connection pool and authentication, run in a
+thread pool by the reconciler. The generated API methods are bypassed on purpose: they
+validate bodies against their models (which refuse quantities written as numbers, such
+as `nvidia.com/gpu: 1`, that the API server accepts) and building model objects costs
+far more time and memory than a reconcile needs. Lists are reduced to slim observed
+views at once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import socket
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -23,63 +27,90 @@ from .observed import ObservedPod, ObservedService
 log = logging.getLogger(__name__)
 REPORTING_COMPONENT = "ray-operator"
 JSON_PATCH = "application/json-patch+json"
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+
+# kind -> collection path below /namespaces/{ns}
+CHILD_PATHS = {
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "Role": RBAC + "/namespaces/{ns}/roles",
+    "RoleBinding": RBAC + "/namespaces/{ns}/rolebindings",
+}
 
 
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _raw(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)
+def _clusters(namespace: str) -> str:
+    return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
 
 
 class KubeApi:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
-        self.rbac = client.RbacAuthorizationV1Api(api_client)
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One API call; raises ApiException (status, reason, body) on a non-2xx."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, body, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=query or [],
+            header_params=headers, body=body, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = self.api_client.call_api(method, url, header_params=headers, body=body)
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(
+                http_resp=response, body=data.decode(errors="replace"), data=None
+            )
+        return json.loads(data) if data else {}
+
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", path)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
 
     # -- reads -------------------------------------------------------------------------
 
     def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(
-                c.GROUP, c.VERSION, namespace, c.PLURAL, name
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        return self._get_or_none(f"{_clusters(namespace)}/{quote(name)}")
 
     def list_cluster_pods(self, namespace: str, cluster: str) -> list[ObservedPod]:
         """Every pod of one cluster, by server-side label selector (a consistent read,
         so pods created just before a crash are always seen)."""
-        response = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{c.LABEL_CLUSTER}={cluster}", _preload_content=False
-        )
-        return [ObservedPod.from_dict(p) for p in _raw(response).get("items", [])]
+        listing = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods",
+            query=[("labelSelector", f"{c.LABEL_CLUSTER}={cluster}")],
+        )  # fmt: skip
+        return [ObservedPod.from_dict(p) for p in listing.get("items", [])]
 
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
-        try:
-            response = self.core.read_namespaced_service(name, namespace, _preload_content=False)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return ObservedService.from_dict(_raw(response))
+        svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
+        return ObservedService.from_dict(svc) if svc else None
 
     # -- writes ------------------------------------------------------------------------
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
-        response = self.core.create_namespaced_pod(namespace, body, _preload_content=False)
-        return _raw(response)["metadata"]["name"]
+        created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+        return created["metadata"]["name"]
 
     def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone (that is fine)."""
         try:
-            self.core.delete_namespaced_pod(name, namespace, _preload_content=False)
+            self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}")
             return True
         except ApiException as err:
             if err.status == 404:
@@ -90,55 +121,24 @@ class KubeApi:
         """Create a namespaced child (Service, ServiceAccount, Role, RoleBinding);
         False if it already existed. Checking first with a GET keeps a resync free of
         write requests (a create answered 409 is still a write request)."""
-        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        read, create = {
-            "Service": (self.core.read_namespaced_service, self.core.create_namespaced_service),
-            "ServiceAccount": (
-                self.core.read_namespaced_service_account,
-                self.core.create_namespaced_service_account,
-            ),
-            "Role": (self.rbac.read_namespaced_role, self.rbac.create_namespaced_role),
-            "RoleBinding": (
-                self.rbac.read_namespaced_role_binding,
-                self.rbac.create_namespaced_role_binding,
-            ),
-        }[obj["kind"]]
+        collection = CHILD_PATHS[obj["kind"]].format(ns=obj["metadata"]["namespace"])
+        if check_first and self._get_or_none(f"{collection}/{quote(obj['metadata']['name'])}"):
+            return False
         try:
-            if check_first:
-                read(name, namespace, _preload_content=False)
-                return False
-        except ApiException as err:
-            if err.status != 404:
-                raise
-        try:
-            create(namespace, obj, _preload_content=False)
+            self.request("POST", collection, obj)
             return True
         except ApiException as err:
             if err.status == 409:
                 return False
             raise
 
-    def service_account_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self.core.read_namespaced_service_account(name, namespace, _preload_content=False)
-            return True
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-
     def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # A JSON patch replaces the whole status, so fields that went away are removed
         # (a merge patch would keep them).
-        self.custom.patch_namespaced_custom_object_status(
-            c.GROUP,
-            c.VERSION,
-            namespace,
-            c.PLURAL,
-            name,
-            [{"op": "add", "path": "/status", "value": status}],
-            _content_type=JSON_PATCH,
-        )
+        self.request(
+            "PATCH", f"{_clusters(namespace)}/{quote(name)}/status",
+            [{"op": "add", "path": "/status", "value": status}], content_type=JSON_PATCH,
+        )  # fmt: skip
 
     def remove_finalizer(self, cluster: dict[str, Any], finalizer: str) -> None:
         meta = cluster["metadata"]
@@ -146,18 +146,12 @@ class KubeApi:
         if finalizer not in finalizers:
             return
         index = finalizers.index(finalizer)
-        self.custom.patch_namespaced_custom_object(
-            c.GROUP,
-            c.VERSION,
-            meta["namespace"],
-            c.PLURAL,
-            meta["name"],
-            [
-                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
-                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
-            ],
-            _content_type=JSON_PATCH,
-        )
+        self.request(
+            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}",
+            [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+             {"op": "remove", "path": f"/metadata/finalizers/{index}"}],
+            content_type=JSON_PATCH,
+        )  # fmt: skip
 
     def post_event(self, cluster: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the RayCluster (what `kubectl describe` shows). Failing to
@@ -167,23 +161,15 @@ class KubeApi:
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": c.API_VERSION,
-                "kind": c.KIND,
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
+                "apiVersion": c.API_VERSION, "kind": c.KIND, "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta.get("uid"),
             },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
+            "type": type_, "reason": reason, "message": message[:1024],
             "source": {"component": REPORTING_COMPONENT},
-            "reportingComponent": REPORTING_COMPONENT,
-            "reportingInstance": self.instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+            "reportingComponent": REPORTING_COMPONENT, "reportingInstance": self.instance,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }  # fmt: skip
         try:
-            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+            self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)

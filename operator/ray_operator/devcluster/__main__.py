@@ -1,7 +1,8 @@
-"""Command line: `python -m ray_operator.devcluster up|down|status [--dir DIR]`.
+"""Command line: `python -m ray_operator.devcluster up|down|status|demo [--dir DIR]`.
 
 `up` starts a control plane whose processes outlive this command, and prints the
-kubeconfig path plus `export` lines for a shell; `down` stops exactly those processes."""
+kubeconfig path plus `export` lines for a shell; `down` stops exactly those processes;
+`demo` is the main job (see demo.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _print_usage(root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ray_operator.devcluster")
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "demo"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="run directory")
     args = parser.parse_args(argv)
     root: Path = args.dir.resolve()
@@ -55,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
         print(f"stopped {', '.join(stopped) or 'nothing (already gone)'}; removed {root}")
         return 0
+
+    if args.command == "demo":
+        from .demo import run
+
+        if _running(root):
+            stop_from_state(root)
+        shutil.rmtree(root, ignore_errors=True)
+        return run(root)
 
     if _running(root):
         print(f"already running from {root}")

@@ -386,11 +386,12 @@ def stop_from_state(root: Path, timeout: float = 10.0) -> list[str]:
     state = json.loads((root / "state.json").read_text())
     stopped = []
     for name, pid in reversed(list(state["pids"].items())):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        try:  # our components name the run dir in their arguments or environment
+            proc = Path(f"/proc/{pid}")
+            identity = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
         except OSError:
             continue
-        if str(root) not in cmdline:
+        if str(root).encode() not in identity:
             continue
         os.kill(pid, signal.SIGTERM)
         end = time.monotonic() + timeout
