@@ -32,8 +32,9 @@ format: venv ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-crds: venv ## regenerate crds/ from the schema source
+crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from the source
 	$(PY) -m ray_operator.crd.generate
+	$(PY) -m ray_operator.crd.docs
 
 test: tools venv lint ## everything: lint, unit, chart and integration tests
 	$(VENV)/bin/pytest tests

@@ -93,7 +93,7 @@ def walk(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 def test_generated_file_is_current(k8s: KubernetesSchemas) -> None:
     expected = generate.render(generate.build_crd(k8s))
     assert CRD_FILE.read_text() == expected, (
-        f"{CRD_FILE.relative_to(REPO)} is stale: run python -m ray_operator.crd.generate"
+        f"{CRD_FILE.relative_to(REPO)} is stale: run make crds"
     )
 
 
@@ -105,7 +105,7 @@ def test_check_mode_reports_a_stale_file(
     assert generate.main(["--check", "--output", str(out), "--openapi", str(openapi_path)]) == 0
     out.write_text(CRD_FILE.read_text().replace("maxItems: 64", "maxItems: 65"))
     assert generate.main(["--check", "--output", str(out), "--openapi", str(openapi_path)]) == 1
-    assert "run python -m ray_operator.crd.generate" in capsys.readouterr().err
+    assert "is stale: run make crds" in capsys.readouterr().err
     assert "maxItems: 65" in out.read_text()  # --check never writes
 
 

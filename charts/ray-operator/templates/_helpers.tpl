@@ -1,0 +1,96 @@
+{{/*
+Names, labels and small derived values shared by every template.
+*/}}
+
+{{/* The chart name, overridable with nameOverride. */}}
+{{- define "ray-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: fullnameOverride, else the release name if it
+already contains the chart name, else `<release>-<chart>`; at most 63 characters.
+*/}}
+{{- define "ray-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* `<chart>-<version>` for the helm.sh/chart label. */}}
+{{- define "ray-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every object of the release carries. */}}
+{{- define "ray-operator.labels" -}}
+helm.sh/chart: {{ include "ray-operator.chart" . }}
+{{ include "ray-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ray-operator
+{{- end }}
+
+{{/* Labels that select the operator pods: never the version, which changes. */}}
+{{- define "ray-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ray-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The operator's ServiceAccount name. */}}
+{{- define "ray-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ray-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The operator image reference; the tag defaults to the chart's appVersion. */}}
+{{- define "ray-operator.image" -}}
+{{- $repo := required "image.repository must not be empty" .Values.image.repository }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* "true" when the operator runs leader election (more than one replica). */}}
+{{- define "ray-operator.leaderElection" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/* The leader-election Lease name. */}}
+{{- define "ray-operator.leaderElectionId" -}}
+{{- default (printf "%s-leader" (include "ray-operator.fullname" .)) .Values.leaderElection.id }}
+{{- end }}
+
+{{/* The metrics Service name (also the Prometheus `job` label of its targets). */}}
+{{- define "ray-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "ray-operator.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The namespaces the operator watches, as a list; empty in cluster mode. */}}
+{{- define "ray-operator.watchNamespaces" -}}
+{{- toJson (.Values.watchNamespaces | default list | uniq) }}
+{{- end }}
+
+{{/*
+Cross-field checks that JSON schema cannot express. Included by every template that
+depends on them, so `helm template` fails early with a message naming the values.
+*/}}
+{{- define "ray-operator.validate" -}}
+{{- if and .Values.metrics.service.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.service.enabled needs metrics.enabled: the Service would point at no endpoint" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not (and .Values.metrics.enabled .Values.metrics.service.enabled)) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled: it scrapes the operator through that Service" }}
+{{- end }}
+{{- if eq (int .Values.metrics.port) (int .Values.probes.port) }}
+{{- fail (printf "metrics.port and probes.port are both %d: the metrics and health endpoints need different ports" (int .Values.metrics.port)) }}
+{{- end }}
+{{- end }}

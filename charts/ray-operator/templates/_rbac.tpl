@@ -1,0 +1,44 @@
+{{/*
+The rules the operator needs to reconcile RayClusters in one namespace (or, in a
+ClusterRole, in all of them). Least privilege: every verb here is used, there are no
+wildcards and nothing on Secrets.
+*/}}
+{{- define "ray-operator.rbac.reconcileRules" -}}
+- apiGroups: ["ray.io"]
+  resources: ["rayclusters"]
+  # get/list/watch: the informer; patch: finalizers. delete is never called by the
+  # operator itself: it holds it because the autoscaler Role it creates may grant
+  # it, and RBAC forbids granting a permission one does not hold.
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["ray.io"]
+  resources: ["rayclusters/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+- apiGroups: [""]
+  # Not used by the operator: handed on to the autoscaler Role (see above).
+  resources: ["pods/resize"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  # The autoscaler's Role and RoleBinding.
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "create"]
+{{- end }}
+
+{{/* Reading the CRD (kopf watches CRDs to notice the API appearing); cluster-scoped. */}}
+{{- define "ray-operator.rbac.crdRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
