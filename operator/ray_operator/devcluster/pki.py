@@ -23,43 +23,20 @@ def _openssl(*args: str | Path) -> None:
     subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
 
 
+def _new_key_request(key: Path, *args: str | Path) -> None:
+    """`openssl req` with a fresh P-256 key written to `key`, plus `args`."""
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout"]
+    _openssl("req", *new_key, key, *args)
+
+
 def _signed_cert(
     pki: Path, name: str, subject: str, ca_cert: Path, ca_key: Path, ext: str
 ) -> tuple[Path, Path]:
     key, csr, cert, extfile = (pki / f"{name}{s}" for s in (".key", ".csr", ".crt", ".ext"))
     extfile.write_text(ext)
-    _openssl(
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        csr,
-        "-subj",
-        subject,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        csr,
-        "-CA",
-        ca_cert,
-        "-CAkey",
-        ca_key,
-        "-CAcreateserial",
-        "-out",
-        cert,
-        "-days",
-        "30",
-        "-extfile",
-        extfile,
-    )
+    _new_key_request(key, "-new", "-out", csr, "-subj", subject)
+    _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", cert, "-days", "30", "-extfile", extfile)  # fmt: skip
     return cert, key
 
 
@@ -68,23 +45,8 @@ def create_pki(pki: Path) -> Pki:
     (system:masters) and the ServiceAccount token signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = pki / "ca.key", pki / "ca.crt"
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        ca_key,
-        "-out",
-        ca_cert,
-        "-days",
-        "30",
-        "-subj",
-        "/CN=ray-operator-devcluster-ca",
-    )
+    _new_key_request(ca_key, "-x509", "-out", ca_cert, "-days", "30",
+                     "-subj", "/CN=ray-operator-devcluster-ca")  # fmt: skip
     serving_cert, serving_key = _signed_cert(
         pki,
         "apiserver",
