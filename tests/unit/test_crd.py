@@ -92,9 +92,7 @@ def walk(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_generated_file_is_current(k8s: KubernetesSchemas) -> None:
     expected = generate.render(generate.build_crd(k8s))
-    assert CRD_FILE.read_text() == expected, (
-        f"{CRD_FILE.relative_to(REPO)} is stale: run make crds"
-    )
+    assert CRD_FILE.read_text() == expected, f"{CRD_FILE.relative_to(REPO)} is stale: run make crds"
 
 
 def test_check_mode_reports_a_stale_file(
