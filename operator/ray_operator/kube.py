@@ -101,6 +101,10 @@ class KubeApi:
         svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
         return ObservedService.from_dict(svc) if svc else None
 
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{quote(name)}"
+        return self._get_or_none(path) is not None
+
     # -- writes ------------------------------------------------------------------------
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:

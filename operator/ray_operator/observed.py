@@ -22,6 +22,9 @@ class ObservedPod:
     pod_ip: str | None
     template_hash: str | None
     created: str  # RFC 3339, sorts chronologically
+    # Why a container is not running, e.g. "autoscaler: ImagePullBackOff (...)"; only
+    # the first such container, enough to tell users what to fix.
+    waiting: str = ""
 
     @classmethod
     def from_dict(cls, pod: dict[str, Any]) -> ObservedPod:
@@ -38,6 +41,7 @@ class ObservedPod:
             pod_ip=status.get("podIP"),
             template_hash=(meta.get("annotations") or {}).get(c.ANNOTATION_TEMPLATE_HASH),
             created=meta.get("creationTimestamp") or "",
+            waiting=_first_waiting(status),
         )
 
     @property
@@ -56,6 +60,16 @@ class ObservedPod:
     def finished(self) -> bool:
         """Failed or Succeeded: the container is gone for good and must be replaced."""
         return self.phase in TERMINAL_PHASES
+
+
+def _first_waiting(status: dict[str, Any]) -> str:
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            text = f"{container.get('name')}: {waiting['reason']}"
+            message = (waiting.get("message") or "")[:200]
+            return f"{text} ({message})" if message else text
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,10 @@ the result. The rules follow the RayCluster API (reference §5):
   is never edited here: Ray's autoscaler clears it once the pods are gone);
 - missing pods are created up to the clamped `replicas` x `numOfHosts`;
 - surplus pods are deleted only without in-tree autoscaling (with it, choosing victims
-  races the autoscaler and kills busy workers);
+  races the autoscaler and kills busy workers); more pods than `maxReplicas` allows is
+  then reported, and Ray's autoscaler removes them;
+- with in-tree autoscaling, a group whose CPU count Ray's autoscaler cannot derive is
+  reported (the autoscaler fails on every cycle for the whole cluster);
 - suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
   pods whose template hash is out of date.
 """
@@ -149,6 +152,8 @@ def plan(
         return result
 
     autoscaling = autoscaling_enabled(cluster)
+    if autoscaling:
+        _check_cpu_for_autoscaler(cluster, groups, result)
     group_names = {g.name for g in groups}
     for group in groups:
         pods = [p for p in alive if not p.is_head and p.group == group.name]
@@ -203,6 +208,9 @@ def _plan_group(
         else:
             remaining.append(p)
 
+    if autoscaling:
+        _check_max_replicas(group, remaining, result)
+
     if recreate_on_template_change(cluster):
         wanted_hash = template_hash(prototype)
         outdated = [p for p in remaining if p.template_hash != wanted_hash]
@@ -222,6 +230,60 @@ def _scale_down_order(pods: Iterable[ObservedPod]) -> list[ObservedPod]:
     """Least useful first: not running, then not ready, then the newest."""
     by_newest = sorted(pods, key=lambda p: (p.created, p.name), reverse=True)
     return sorted(by_newest, key=lambda p: (p.running, p.ready))
+
+
+def _check_max_replicas(group: GroupSpec, pods: list[ObservedPod], result: Plan) -> None:
+    """More pods than maxReplicas allows (it was lowered): with in-tree autoscaling the
+    operator picks no victims, Ray's autoscaler removes the surplus through
+    workersToDelete. Listed and finished pods are not counted."""
+    allowed = group.max_replicas * group.num_of_hosts
+    if group.suspended or len(pods) <= allowed:
+        return
+    hosts = f" x numOfHosts {group.num_of_hosts}" if group.num_of_hosts > 1 else ""
+    result.problems.append(
+        Problem(
+            "PodsAboveMaxReplicas",
+            f"{group.path}.maxReplicas",
+            f"group {group.name!r} has {len(pods)} pods, more than maxReplicas "
+            f"{group.max_replicas}{hosts} allows; with in-tree autoscaling the operator "
+            "does not choose which to remove: Ray's autoscaler lists the surplus in "
+            "scaleStrategy.workersToDelete and the operator then deletes those pods",
+        )
+    )
+
+
+def _check_cpu_for_autoscaler(
+    cluster: dict[str, Any], groups: list[GroupSpec], result: Plan
+) -> None:
+    """Ray's autoscaler derives every group's CPU count, head included, from the
+    group's `resources.CPU`, `rayStartParams["num-cpus"]`, or container 0's cpu limit
+    or request, in that order (`autoscaling_config.py`). Without any it raises on every
+    cycle and scales nothing, for the whole cluster."""
+    head = cluster.get("spec", {}).get("headGroupSpec") or {}
+    entries = [("spec.headGroupSpec", "the head group", head)]
+    entries += [(g.path, f"group {g.name!r}", g.raw) for g in groups]
+    for path, what, raw in entries:
+        if (raw.get("resources") or {}).get("CPU") is not None:
+            continue
+        if (raw.get("rayStartParams") or {}).get("num-cpus") is not None:
+            continue
+        containers = ((raw.get("template") or {}).get("spec") or {}).get("containers") or []
+        if not containers:
+            continue  # reported by the builders
+        resources = containers[c.RAY_CONTAINER_INDEX].get("resources") or {}
+        if any(
+            (resources.get(kind) or {}).get("cpu") is not None for kind in ("limits", "requests")
+        ):
+            continue
+        result.problems.append(
+            Problem(
+                "AutoscalerCannotDeriveCPU",
+                f"{path}.template.spec.containers[{c.RAY_CONTAINER_INDEX}].resources",
+                f"Ray's autoscaler cannot tell how many CPUs {what} has and stops scaling "
+                "the whole cluster: set a cpu limit or request on the Ray container, "
+                'rayStartParams["num-cpus"], or resources.CPU',
+            )
+        )
 
 
 def _check_workers_to_delete(group: GroupSpec, pods: Iterable[ObservedPod], result: Plan) -> None:

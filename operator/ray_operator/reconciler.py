@@ -19,11 +19,12 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from . import metrics
+from .builders.autoscaler import head_service_account
 from .builders.names import head_service_name
 from .kube import KubeApi, now_rfc3339
 from .observed import Observed
-from .planner import Builders, Plan, PodCreate, PodDelete, default_builders, plan
-from .spec import managed_by_us
+from .planner import Builders, Plan, PodCreate, PodDelete, Problem, default_builders, plan
+from .spec import autoscaling_enabled, managed_by_us
 from .status import Failure, compute_status, status_changed
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class Reconciler:
         )
         observed = Observed(pods=tuple(pods), head_service=service)
         todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
+        todo.problems += await self._check_head_service_account(cluster)
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = todo.creates[: self.config.max_creates_per_pass]
         failures = await self._execute(cluster, todo)
@@ -139,6 +141,40 @@ class Reconciler:
         )
         failures += [f for f in results if f is not None]
         return failures
+
+    async def _check_head_service_account(self, cluster: dict[str, Any]) -> list[Problem]:
+        """With in-tree autoscaling and a service account named in the head template,
+        the operator creates no RBAC (the account's owner grants it) and the account
+        must exist: the head pod cannot be created without it, and Ray's autoscaler
+        runs as it. Checked until it is seen once (per cluster and process)."""
+        name = head_service_account(cluster)
+        if not name or not autoscaling_enabled(cluster):
+            return []
+        meta = cluster["metadata"]
+        ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+        key = (meta.get("uid"), "UserServiceAccount", name)
+        if key in ensured:
+            return []
+        try:
+            exists = await self._call(self.api.service_account_exists, meta["namespace"], name)
+        except ApiException as err:
+            log.warning("could not check service account %s: %s", name, err.reason)
+            return []
+        if exists:
+            ensured.add(key)
+            return []
+        pod_spec = cluster["spec"]["headGroupSpec"]["template"].get("spec") or {}
+        field = "serviceAccountName" if pod_spec.get("serviceAccountName") else "serviceAccount"
+        return [
+            Problem(
+                "ServiceAccountNotFound",
+                f"spec.headGroupSpec.template.spec.{field}",
+                f"service account {name!r} does not exist in namespace {meta['namespace']!r}: "
+                "the head pod cannot be created until it does, and Ray's autoscaler runs as "
+                "it; create it and grant it what the autoscaler uses (pods get, list, "
+                "watch, patch; pods/resize patch; rayclusters get, patch)",
+            )
+        ]
 
     async def _create(self, cluster: dict[str, Any], create: PodCreate) -> Failure | None:
         kind = "HeadPod" if create.group == c.HEAD_GROUP else "WorkerPod"

@@ -179,7 +179,8 @@ def _conditions(
                 c.COND_HEAD_POD_READY,
                 False,
                 "HeadPodNotReady",
-                f"head pod {head.name} is {head.phase}, not ready",
+                f"head pod {head.name} is {head.phase}, not ready"
+                + (f"; waiting: {head.waiting}" if head.waiting else ""),
             )
         )
 

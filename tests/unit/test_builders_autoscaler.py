@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -76,12 +77,56 @@ def test_user_env_is_added_and_replaces_ours_by_name() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"idleTimeoutSeconds": 300}, {"upscalingMode": "Aggressive"}, {"version": "v1"}]
+    "options",
+    [
+        {"idleTimeoutSeconds": 300},
+        {"upscalingMode": "Aggressive"},
+        {"version": "v1"},
+        # v2 is switched on in the Ray containers (the head's GCS tells the sidecar)
+        {"version": "v2"},
+    ],
 )
 def test_options_ray_reads_from_the_cluster_change_nothing_here(options: dict[str, Any]) -> None:
     assert build_autoscaler_container(
         cluster(autoscalerOptions=options, **ON)
     ) == build_autoscaler_container(cluster(**ON))
+
+
+def test_rays_own_cli_accepts_the_sidecar_command() -> None:
+    """`ray kuberay-autoscaler` of the pinned Ray parses our args, after the kubelet's
+    `$(VAR)` expansion, into the cluster name and namespace the env carries."""
+    from ray.scripts.scripts import kuberay_autoscaler
+
+    sidecar = build_autoscaler_container(cluster(**ON))
+    assert sidecar["command"] == ["/bin/bash", "-c", "--"]
+    (script,) = sidecar["args"]
+    expanded = script.replace("$(RAY_CLUSTER_NAME)", "demo").replace(
+        "$(RAY_CLUSTER_NAMESPACE)", "ns"
+    )
+    ray, command, *args = shlex.split(expanded)
+    assert (ray, command) == ("ray", "kuberay-autoscaler")
+    context = kuberay_autoscaler.make_context("kuberay-autoscaler", args)
+    assert context.params == {
+        "cluster_name": "demo",
+        "cluster_namespace": "ns",
+        "gcs_address": None,  # Ray's default: <pod IP>:6379
+    }
+    env = {e["name"] for e in sidecar["env"]}
+    assert {"RAY_CLUSTER_NAME", "RAY_CLUSTER_NAMESPACE"} <= env
+
+
+def test_head_of_an_autoscaled_cluster() -> None:
+    """The head side of the sidecar contract in one place: no monitor of its own, the
+    v2 switch and restartPolicy Never only with version v2, the service account."""
+    for version, v2 in ((None, False), ("v1", False), ("v2", True)):
+        options = {"version": version} if version else {}
+        pod = build_head_pod(cluster(autoscalerOptions=options, **ON))
+        ray = pod["spec"]["containers"][0]
+        assert "--no-monitor" in ray["args"][0]
+        assert (env_map(ray).get("RAY_enable_autoscaler_v2") == "1") is v2
+        assert (pod["spec"].get("restartPolicy") == "Never") is v2
+        assert pod["spec"]["serviceAccountName"] == "demo"
+        assert [x["name"] for x in pod["spec"]["containers"]] == ["ray-head", "autoscaler"]
 
 
 def test_sidecar_shares_tmp_ray_with_the_ray_container() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ray_operator import constants as c
-from ray_operator.observed import Observed, ObservedService
+from ray_operator.observed import Observed, ObservedPod, ObservedService
 from ray_operator.planner import Problem
 from ray_operator.status import Failure, compute_status, status_changed
 from tests.manifests import raycluster, worker_group
@@ -160,3 +160,17 @@ def test_requests_fall_back_to_limits_per_key():
     assert s["desiredCPU"] == "3"  # head 2 + 2 x 500m
     assert s["desiredMemory"] == "6Gi"  # head 4Gi + 2 x 1Gi
     assert s["desiredTPU"] == "8"
+
+
+def test_head_not_ready_names_the_waiting_container():
+    waiting = ObservedPod.from_dict({
+        "metadata": {"name": "rc-head-x", "labels": {c.LABEL_NODE_TYPE: "head",
+                                                     c.LABEL_GROUP: c.HEAD_GROUP}},
+        "status": {"phase": "Running", "containerStatuses": [
+            {"name": "ray-head", "state": {"running": {}}},
+            {"name": "autoscaler", "state": {"waiting": {
+                "reason": "ImagePullBackOff", "message": "pull access denied"}}}]},
+    })  # fmt: skip
+    s = compute_status(body(), Observed((waiting,), HEADLESS), None)
+    message = cond(s, c.COND_HEAD_POD_READY)["message"]
+    assert "autoscaler: ImagePullBackOff (pull access denied)" in message
