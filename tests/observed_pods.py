@@ -1,9 +1,29 @@
-"""Observed pods for unit tests of the planner and the status calculation."""
+"""Observed state and stored RayClusters for unit tests of the planner and status."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray_operator import constants as c
-from ray_operator.observed import ObservedPod
+from ray_operator.observed import Observed, ObservedPod, ObservedService
+from ray_operator.planner import Plan, default_builders, plan
+from tests.manifests import raycluster
+
+BUILDERS = default_builders()
+SERVICE = ObservedService("rc-head-svc", "None", (("gcs-server", 6379),))
+
+
+def cluster(*groups: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """RayCluster `rc` as the API server stores it (namespace, uid, generation)."""
+    body = raycluster("rc", *groups, **spec)
+    body["metadata"].update({"namespace": "ns", "uid": "uid-1", "generation": 1})
+    return body
+
+
+def run(
+    body: dict[str, Any], *pods: ObservedPod, service: ObservedService | None = SERVICE
+) -> Plan:
+    return plan(body, Observed(pods=pods, head_service=service), BUILDERS)
 
 
 def pod(

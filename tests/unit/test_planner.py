@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from ray_operator import constants as c
-from ray_operator.observed import Observed, ObservedService
+from ray_operator.observed import Observed
 from ray_operator.planner import (
     REASON_EXTRA_HEAD,
     REASON_FINISHED,
@@ -17,25 +17,11 @@ from ray_operator.planner import (
     REASON_SUSPEND,
     REASON_WORKERS_TO_DELETE,
     Plan,
-    default_builders,
     plan,
     template_hash,
 )
-from tests.manifests import raycluster, worker_group
-from tests.observed_pods import head, pod
-
-BUILDERS = default_builders()
-SERVICE = ObservedService("rc-head-svc", "None", (("gcs-server", 6379),))
-
-
-def cluster(*groups, **spec) -> dict:
-    body = raycluster("rc", *groups, **spec)
-    body["metadata"].update({"namespace": "ns", "uid": "uid-1", "generation": 1})
-    return body
-
-
-def run(body: dict, *pods, service: ObservedService | None = SERVICE) -> Plan:
-    return plan(body, Observed(pods=pods, head_service=service), BUILDERS)
+from tests.manifests import worker_group
+from tests.observed_pods import BUILDERS, SERVICE, cluster, head, pod, run
 
 
 def creates(p: Plan, group: str) -> int:

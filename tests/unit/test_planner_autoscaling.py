@@ -8,30 +8,15 @@ from typing import Any
 import pytest
 
 from ray_operator import constants as c
-from ray_operator.observed import Observed, ObservedService
 from ray_operator.planner import (
     REASON_SURPLUS,
     REASON_WORKERS_TO_DELETE,
     Plan,
-    default_builders,
-    plan,
 )
-from tests.manifests import raycluster, worker_group
-from tests.observed_pods import head, pod
+from tests.manifests import worker_group
+from tests.observed_pods import cluster, head, pod, run
 
-BUILDERS = default_builders()
-SERVICE = ObservedService("rc-head-svc", "None", (("gcs-server", 6379),))
 ON = {"enableInTreeAutoscaling": True}
-
-
-def cluster(*groups: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    body = raycluster("rc", *groups, **spec)
-    body["metadata"].update({"namespace": "ns", "uid": "uid-1", "generation": 1})
-    return body
-
-
-def run(body: dict[str, Any], *pods) -> Plan:
-    return plan(body, Observed(pods=pods, head_service=SERVICE), BUILDERS)
 
 
 def reasons(p: Plan) -> list[str]:
