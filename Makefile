@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := $(shell bash -c 'echo $${RAY_OPERATOR_TOOLS:-$$HOME/.cache/ray-operator-tools}')/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv tools lint format crds test test-unit test-integration demo cluster-up cluster-down clean
+.PHONY: help venv tools lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test-integration: tools venv ## integration tests on a local control plane
 
 demo: tools venv ## the main job: control plane, chart, operator, a heterogeneous RayCluster
 	@$(PY) -m ray_operator.devcluster demo
+
+bench: tools venv ## benchmarks: speed, API cost, memory (QUICK=1: a few minutes)
+	$(PY) -m bench $(if $(QUICK),--quick,)
 
 cluster-up: tools venv ## start a local control plane in the background
 	@$(PY) -m ray_operator.devcluster up

@@ -1,0 +1,195 @@
+"""`python -m bench`: run the benchmark scenarios, print a table, write a JSON file.
+
+.venv/bin/python -m bench --quick              # a few minutes, scaled-down figures
+.venv/bin/python -m bench                      # the full run of bench/RESULTS.md
+.venv/bin/python -m bench --scenarios big,recovery --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import report
+from .env import Bench, nodes_for
+from .report import Results
+from .scenarios import SCENARIOS, Config, Scenarios
+
+log = logging.getLogger("bench")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, run in this order: {','.join(SCENARIOS)} (default: all)",
+    )
+    p.add_argument("--quick", action="store_true", help="scaled down: a few minutes in all")
+    p.add_argument("--repeat", type=int, help="repeats per figure (default 3, quick 1)")
+    p.add_argument("--ceiling-pods", type=_ints, help="ceiling sizes (default 201,2000)")
+    p.add_argument("--ceiling-concurrency", type=int, default=32)
+    p.add_argument("--big-workers", type=int, help="scenarios 2 and 7 (default 200)")
+    p.add_argument("--many-clusters", type=int, help="scenario 3 (default 100)")
+    p.add_argument("--many-namespaces", type=int, help="scenario 3 (default 10)")
+    p.add_argument("--scale-step", type=int, help="scenario 4: +/- workers (default 100)")
+    p.add_argument("--steady-seconds", type=float, help="scenario 5 window (default 300)")
+    p.add_argument("--memory-pods", type=_ints, help="scenario 6 (default 1000,5000)")
+    p.add_argument("--unrelated-pods", type=int, help="scenario 6 (default 10000)")
+    p.add_argument("--pods-per-node", type=int, default=250, help="kwok node size")
+    p.add_argument(
+        "--operator-pythonpath",
+        default="",
+        help="run the operator with this PYTHONPATH (e.g. a patched copy of operator/)",
+    )
+    p.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        help="extra `ray-operator run` argument (repeatable), e.g. --operator-arg=--workers=8",
+    )
+    p.add_argument(
+        "--py-spy",
+        default="",
+        help="path of a py-spy binary: record every operator process (raw collapsed stacks)",
+    )
+    p.add_argument("--json", type=Path, help="results file (default bench/results-<time>.json)")
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="JSON",
+        help="print an existing results file as Markdown tables and exit",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the control plane's directory")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    cfg = Config()
+    if args.quick:
+        cfg = Config(
+            repeat=1,
+            ceiling_pods=[201],
+            many_clusters=30,
+            many_namespaces=3,
+            scale_step=50,
+            steady_seconds=30.0,
+            memory_ray_pods=[200, 600],
+            unrelated_pods=1000,
+        )
+    overrides = {
+        "repeat": args.repeat,
+        "ceiling_pods": args.ceiling_pods,
+        "big_workers": args.big_workers,
+        "many_clusters": args.many_clusters,
+        "many_namespaces": args.many_namespaces,
+        "scale_step": args.scale_step,
+        "steady_seconds": args.steady_seconds,
+        "memory_ray_pods": args.memory_pods,
+        "unrelated_pods": args.unrelated_pods,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    cfg.ceiling_concurrency = args.ceiling_concurrency
+    return cfg
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.markdown:
+        print(report.markdown(json.loads(args.markdown.read_text())), end="")
+        return 0
+    # SIGTERM, or SIGINT even when started in the background (where it is ignored),
+    # stops the run through the same cleanup as Ctrl-C: no process is left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    selected = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in selected if s not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenarios: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    cfg = make_config(args)
+    if "ceiling" not in selected:
+        cfg.ceiling_pods = []
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.json or Path(__file__).resolve().parent / f"results-{stamp}.json"
+    given = argv if argv is not None else sys.argv[1:]
+    meta = {
+        "command": " ".join(["python -m bench", *(shlex.quote(a) for a in given)]),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "scenarios": selected,
+        "config": vars(cfg),
+        "machine_at_start": report.machine(),
+        "versions": report.versions(),
+        "operator_pythonpath": args.operator_pythonpath,
+        "operator_args": args.operator_arg,
+    }
+    nodes = nodes_for(cfg.peak_pods(selected), args.pods_per_node)
+    meta["kwok_nodes"] = {"nodes": nodes, "pods_per_node": args.pods_per_node}
+    workdir = Path(tempfile.mkdtemp(prefix="ray-operator-bench-"))
+    bench = Bench(workdir, nodes, args.pods_per_node)
+    if args.operator_pythonpath:
+        bench.operator_env["PYTHONPATH"] = os.path.abspath(args.operator_pythonpath)
+    bench.operator_args = list(args.operator_arg)
+    bench.py_spy = args.py_spy
+    results = Results()
+    started = time.monotonic()
+    failed: BaseException | None = None
+    try:
+        bench.start()
+        bench.start_operator()
+        scenarios = Scenarios(bench, cfg, results)
+        for name in selected:
+            log.info("== scenario %s", name)
+            t = time.monotonic()
+            SCENARIOS[name](scenarios)
+            results.add_detail("durations", {name: round(time.monotonic() - t, 1)})
+    except BaseException as err:  # still print and save what was measured
+        failed = err
+        log.exception("benchmark stopped")
+        if bench.operator is not None:
+            print(f"--- operator log tail ---\n{bench.operator.log_tail(40)}", file=sys.stderr)
+    finally:
+        bench.stop(keep=args.keep)
+        if args.keep:
+            print(f"control plane directory kept: {workdir}")
+    meta["wall_seconds"] = round(time.monotonic() - started, 1)
+    meta["machine_at_end"] = report.machine()
+    meta["error"] = repr(failed) if failed else None
+    report.write_json(out, results, meta)
+    print()
+    print(report.table(results))
+    print()
+    print(report.api_table(results))
+    print(f"\nresults: {out}  ({meta['wall_seconds']:.0f}s, load average at end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")  # fmt: skip
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

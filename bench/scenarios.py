@@ -1,0 +1,553 @@
+"""The seven scenarios of the benchmark (see bench/README.md). Each adds figures to a
+Results: one sample per repeat, so every figure gets min/median/max."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray_operator import constants as c
+from tests.manifests import raycluster, worker_group
+
+from .apimetrics import ApiCost, Snapshot
+from .env import BENCH_LABEL, Bench, worker_pod_shape
+from .report import Results
+from .watch import PodWatch, RayClusterWatch
+
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Config:
+    repeat: int = 3
+    timeout: float = 900.0
+    ceiling_pods: list[int] = field(default_factory=lambda: [201, 2000])
+    ceiling_concurrency: int = 32
+    big_workers: int = 200  # in two groups
+    many_clusters: int = 100
+    many_namespaces: int = 10
+    many_workers: int = 4
+    scale_base: int = 100
+    scale_step: int = 100
+    steady_seconds: float = 300.0
+    memory_ray_pods: list[int] = field(default_factory=lambda: [1000, 5000])
+    memory_cluster_pods: int = 200  # 1 head + 199 workers per RayCluster
+    unrelated_pods: int = 10_000
+
+    def peak_pods(self, selected: list[str]) -> int:
+        """Most pods alive at once: the kept clusters of big, recovery, many and scale
+        (steady state runs on them) plus a ceiling run; or the memory scenario alone."""
+        kept = {
+            "big": self.big_workers + 1,
+            "recovery": self.big_workers + 1,
+            "many": self.many_clusters * (self.many_workers + 1),
+            "scale": 2 * (self.scale_base + self.scale_step + 1),
+            "steady": self.big_workers + 1,
+        }
+        ceiling = max(self.ceiling_pods, default=0) if "ceiling" in selected else 0
+        together = sum(n for name, n in kept.items() if name in selected) + ceiling
+        memory = 0
+        if "memory" in selected:
+            memory = max(self.memory_ray_pods, default=0) + self.unrelated_pods
+        return max(together, memory, 1)
+
+
+def labelled(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Put the bench label on every pod template (the operator copies template labels
+    onto the pods), so one watch selects exactly one scenario's pods."""
+    body = copy.deepcopy(body)
+    spec = body["spec"]
+    for template in [spec["headGroupSpec"]["template"]] + [
+        g["template"] for g in spec.get("workerGroupSpecs", [])
+    ]:
+        template.setdefault("metadata", {}).setdefault("labels", {})[BENCH_LABEL] = kind
+    return body
+
+
+def big_cluster_body(name: str, workers: int, kind: str) -> dict[str, Any]:
+    small = workers // 2
+    return labelled(
+        raycluster(
+            name,
+            worker_group("small", small, cpu="1", memory="2Gi"),
+            worker_group("large", workers - small, cpu="4", memory="8Gi"),
+        ),
+        kind,
+    )
+
+
+class Phase:
+    """API cost and CPU seconds of one measured phase."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.before: Snapshot = bench.snapshot()
+        self.cpu_before = bench.component_cpu()
+        self.started = time.monotonic()
+
+    def end(self) -> tuple[ApiCost, dict[str, float]]:
+        cost = self.bench.snapshot() - self.before
+        cpu_after = self.bench.component_cpu()
+        cpu = {
+            k: round(v - self.cpu_before[k], 2)
+            for k, v in cpu_after.items()
+            if k in self.cpu_before and v >= self.cpu_before[k]
+        }
+        return cost, cpu
+
+
+class Scenarios:
+    def __init__(self, bench: Bench, cfg: Config, results: Results) -> None:
+        self.b, self.cfg, self.r = bench, cfg, results
+        self.clusters = RayClusterWatch(bench.admin)
+        self.clusters.start()
+        self.clusters.synced.wait(60)
+        self.namespaces: list[str] = []  # every namespace with Ray pods, for cleanup
+        self.shape = worker_pod_shape(big_cluster_body("shape", 2, "shape"))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _namespace(self, prefix: str) -> str:
+        ns = self.b.namespace(prefix)
+        self.namespaces.append(ns)
+        return ns
+
+    def _watch(self, kind: str, namespace: str | None = None) -> PodWatch:
+        watch = PodWatch(self.b.admin, f"{BENCH_LABEL}={kind}", namespace)
+        watch.start()
+        if not watch.synced.wait(120):
+            raise TimeoutError(f"pod watch {kind} did not sync")
+        return watch
+
+    def _record_phase(
+        self, scenario: str, phase: str, p: Phase, extra: dict | None = None, pods: int = 0
+    ) -> None:
+        cost, cpu = p.end()
+        if pods:
+            self.r.add(scenario, "CPU ms per pod, all processes", 1000 * sum(cpu.values()) / pods,
+                       "ms", "control plane + operator")  # fmt: skip
+            if "ray-operator" in cpu:
+                self.r.add(scenario, "operator CPU ms per pod", 1000 * cpu["ray-operator"] / pods,
+                           "ms")  # fmt: skip
+        self.r.add_api(f"{scenario}: {phase}", cost.as_json())
+        self.r.add_detail(f"{scenario}: {phase}", {"cpu_seconds": cpu, **(extra or {})})
+        if "ray-operator" in cpu:
+            self.r.add(scenario, f"{phase}: operator CPU", cpu["ray-operator"], "s")
+        self.r.add(scenario, f"{phase}: operator API requests", cost.operator_total(), "requests")
+
+    def _idle(self, quiet: float = 2.0) -> None:
+        self.b.wait_operator_idle(quiet=quiet, timeout=self.cfg.timeout)
+
+    def clear(self, namespaces: list[str]) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(self.b.clear_namespace, namespaces))
+        if self.b.operator is not None and self.b.operator.alive():
+            self._idle()
+
+    # -- 1. ceiling --------------------------------------------------------------------
+
+    def ceiling(self) -> None:
+        """A plain concurrent client POSTs N Ray-worker-shaped pods (no operator
+        involved): pods/s to created and to Running, the limit of this control plane."""
+        ns = self._namespace("ceiling")
+        for n in self.cfg.ceiling_pods:
+            for rep in range(self.cfg.repeat):
+                watch = self._watch("ceiling", ns)
+                p = Phase(self.b)
+                load = self.b.bare_pods(ns, n, "ceiling", self.cfg.ceiling_concurrency, self.shape)
+                out = load.result(self.cfg.timeout)
+                if out["n_errors"]:
+                    raise RuntimeError(f"ceiling client errors: {out['errors']}")
+                t0 = out["started"]
+                created = watch.wait(
+                    lambda n=n, w=watch: w.created >= n, self.cfg.timeout, "created"
+                )
+                running = watch.wait(
+                    lambda n=n, w=watch: w.n_ready() >= n, self.cfg.timeout, "Running"
+                )
+                watch.stop()
+                tag = f"N={n}"
+                self.r.add("1 ceiling", f"pods/s to created ({tag})", n / (created - t0), "pods/s")
+                self.r.add("1 ceiling", f"pods/s to Running ({tag})", n / (running - t0), "pods/s")
+                self.r.add("1 ceiling", f"seconds to created ({tag})", created - t0, "s")
+                self.r.add("1 ceiling", f"seconds to Running ({tag})", running - t0, "s")
+                cost, cpu = p.end()
+                cpu["client"] = round(out.get("client_cpu_s", 0.0), 2)
+                self.r.add(
+                    "1 ceiling", f"CPU ms per pod, all processes ({tag})",
+                    1000 * sum(cpu.values()) / n, "ms",
+                    "control plane + client, created to Running",
+                )  # fmt: skip
+                self.r.add_api(f"1 ceiling: {tag}", cost.as_json())
+                self.r.add_detail(f"1 ceiling: {tag}", {"cpu_seconds": cpu})
+                log.info("ceiling %s rep %d: created %.2fs, Running %.2fs", tag, rep,
+                         created - t0, running - t0)  # fmt: skip
+                self.b.clear_namespace(ns)
+
+    def _ceiling(self, which: str, n: int) -> float | None:
+        """The ceiling's median pods/s at the size closest to n."""
+        sizes = self.cfg.ceiling_pods
+        if not sizes:
+            return None
+        size = min(sizes, key=lambda s: abs(s - n))
+        return self.r.median("1 ceiling", f"pods/s to {which} (N={size})")
+
+    def _fraction(self, scenario: str, which: str, n: int, rate: float) -> None:
+        ceiling = self._ceiling(which, n)
+        if ceiling:
+            self.r.add(scenario, f"pods/s to {which} / ceiling", 100 * rate / ceiling, "%")
+
+    # -- 2. one big cluster --------------------------------------------------------------
+
+    def big(self) -> None:
+        """1 head + 200 workers in two groups: apply -> all created -> Running -> ready."""
+        n = self.cfg.big_workers + 1
+        for rep in range(self.cfg.repeat):
+            ns = self._namespace("big")
+            watch = self._watch("big", ns)
+            self._idle()
+            p = Phase(self.b)
+            t0 = time.monotonic()
+            self.b.create_cluster(ns, big_cluster_body("big", self.cfg.big_workers, "big"))
+            key = f"{ns}/big"
+            created = watch.wait(lambda w=watch: w.created >= n, self.cfg.timeout, "created")
+            running = watch.wait(lambda w=watch: w.n_ready() >= n, self.cfg.timeout, "Running")
+            self.clusters.wait(
+                lambda k=key: self.clusters.converged(k, self.cfg.big_workers),
+                self.cfg.timeout,
+                "big ready",
+            )
+            ready = self.clusters.clusters[key].became_ready or time.monotonic()
+            self._idle()
+            watch.stop()
+            s = "2 big cluster"
+            self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
+            self.r.add(s, "seconds to all created", created - t0, "s")
+            self.r.add(s, "seconds to all Running", running - t0, "s")
+            self.r.add(s, "seconds to status ready", ready - t0, "s")
+            self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
+            self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
+            self._fraction(s, "created", n, n / (created - t0))
+            self._fraction(s, "Running", n, n / (running - t0))
+            self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+            self._record_phase(s, "apply to ready", p, pods=n)
+            log.info("big rep %d: created %.2fs, Running %.2fs, ready %.2fs", rep,
+                     created - t0, running - t0, ready - t0)  # fmt: skip
+            if rep < self.cfg.repeat - 1:
+                self.clear([ns])
+
+    # -- 3. many clusters ----------------------------------------------------------------
+
+    def many(self) -> None:
+        """100 RayClusters x (1 head + 4 workers) across 10 namespaces, applied at once."""
+        cfg = self.cfg
+        n = cfg.many_clusters * (cfg.many_workers + 1)
+        for rep in range(cfg.repeat):
+            namespaces = [self._namespace(f"many{i}") for i in range(cfg.many_namespaces)]
+            kind = f"many-{rep}"
+            watch = self._watch(kind)
+            bodies = [
+                (
+                    namespaces[i % len(namespaces)],
+                    labelled(raycluster(f"rc{i:03d}", worker_group("w", cfg.many_workers)), kind),
+                )
+                for i in range(cfg.many_clusters)
+            ]
+            keys = [f"{ns}/{body['metadata']['name']}" for ns, body in bodies]
+            self._idle()
+            p = Phase(self.b)
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda nb: self.b.create_cluster(*nb), bodies))
+            applied = time.monotonic()
+            created = watch.wait(lambda w=watch: w.created >= n, cfg.timeout, "created")
+            running = watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
+            self.clusters.wait(
+                lambda keys=keys: all(self.clusters.converged(k, cfg.many_workers) for k in keys),
+                cfg.timeout,
+                "all ready",
+            )
+            ready = max(self.clusters.clusters[k].became_ready or 0.0 for k in keys)
+            self._idle()
+            watch.stop()
+            s = "3 many clusters"
+            self.r.add(s, "seconds to apply all (harness)", applied - t0, "s")
+            self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
+            self.r.add(s, "seconds to all created", created - t0, "s")
+            self.r.add(s, "seconds to all Running", running - t0, "s")
+            self.r.add(s, "seconds to all ready", ready - t0, "s")
+            self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
+            self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
+            self._fraction(s, "created", n, n / (created - t0))
+            self._fraction(s, "Running", n, n / (running - t0))
+            self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+            self._record_phase(s, "apply to all ready", p, pods=n)
+            log.info("many rep %d: created %.2fs, Running %.2fs, ready %.2fs", rep,
+                     created - t0, running - t0, ready - t0)  # fmt: skip
+            if rep < cfg.repeat - 1:
+                self.clear(namespaces)
+
+    # -- 4. scale events -----------------------------------------------------------------
+
+    def scale(self) -> None:
+        """+/-100 workers on running clusters: via `replicas` (no autoscaling), and as
+        Ray's autoscaler does it (in-tree autoscaling: `replicas` up; one JSON patch
+        with `replicas` down plus `workersToDelete`)."""
+        cfg = self.cfg
+        base, step = cfg.scale_base, cfg.scale_step
+        ns = self._namespace("scale")
+        watch = self._watch("scale", ns)
+        self.b.create_cluster(ns, labelled(raycluster("plain", worker_group("w", base)), "scale"))
+        self.b.create_cluster(
+            ns,
+            labelled(
+                raycluster("auto", worker_group("w", base), enableInTreeAutoscaling=True), "scale"
+            ),
+        )
+        for name in ("plain", "auto"):
+            self.clusters.wait(
+                lambda k=f"{ns}/{name}": self.clusters.converged(k, base), cfg.timeout, name
+            )
+        self._idle()
+
+        def replicas(value: int) -> dict[str, Any]:
+            return {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": value}
+
+        def to_delete(names: list[str]) -> dict[str, Any]:
+            return {
+                "op": "replace",
+                "path": "/spec/workerGroupSpecs/0/scaleStrategy",
+                "value": {"workersToDelete": names},
+            }
+
+        for rep in range(cfg.repeat):
+            self._scale_event(watch, ns, "plain", f"replicas +{step}", [replicas(base + step)],
+                              base + step)  # fmt: skip
+            self._scale_event(watch, ns, "plain", f"replicas -{step}", [replicas(base)], base)
+            self._scale_event(watch, ns, "auto", f"autoscaling replicas +{step}",
+                              [replicas(base + step), to_delete([])], base + step)  # fmt: skip
+            alive = self.b.pod_names(ns, "auto", "w")
+            victims = sorted(random.Random(rep).sample(alive, step))
+            survivors = set(alive) - set(victims)
+            self._scale_event(watch, ns, "auto", f"workersToDelete -{step}",
+                              [replicas(base), to_delete(victims)], base, survivors)  # fmt: skip
+        watch.stop()
+
+    def _scale_event(
+        self,
+        watch: PodWatch,
+        ns: str,
+        name: str,
+        label: str,
+        patch: list[dict[str, Any]],
+        target: int,
+        survivors: set[str] | None = None,
+    ) -> None:
+        key = f"{ns}/{name}"
+        before_alive = watch.n_alive(key, "w")
+        self._idle()
+        p = Phase(self.b)
+        t0 = time.monotonic()
+        self.b.patch_cluster(ns, name, patch)
+        acted = watch.wait(lambda: watch.n_alive(key, "w") == target, self.cfg.timeout, label)
+        converged = watch.wait(
+            lambda: watch.n_present(key, "w") == target and watch.n_ready(key, "w") == target,
+            self.cfg.timeout,
+            label,
+        )
+        status = self.clusters.wait(
+            lambda: self.clusters.converged(key, target), self.cfg.timeout, label
+        )
+        self._idle()
+        s = "4 scale events"
+        what = "created" if target > before_alive else "deletes issued"
+        self.r.add(s, f"{label}: seconds to all {what}", acted - t0, "s")
+        self.r.add(s, f"{label}: seconds to converge", max(converged, status) - t0, "s")
+        if survivors is not None:
+            alive = {
+                pod
+                for (_, pod), st in watch.pods.items()
+                if st.cluster == key and st.group == "w" and st.alive
+            }
+            wrong = len(alive ^ survivors)  # listed pods kept, or other pods deleted
+            self.r.add(s, f"{label}: wrong pods deleted or kept", wrong, "pods", "must be 0")
+        self._record_phase(s, label, p)
+        log.info("scale %s: %s %.2fs, converged %.2fs", label, what, acted - t0,
+                 max(converged, status) - t0)  # fmt: skip
+
+    # -- 5. steady state -----------------------------------------------------------------
+
+    def steady(self) -> None:
+        """Everything ready, nothing changes: API writes (must be 0), reads per minute,
+        operator CPU; and a restart with everything ready (a full resync)."""
+        cfg = self.cfg
+        if not self.clusters.clusters:
+            ns = self._namespace("steady")
+            self.b.create_cluster(ns, big_cluster_body("big", cfg.big_workers, "steady"))
+            self.clusters.wait(
+                lambda: self.clusters.converged(f"{ns}/big", cfg.big_workers), cfg.timeout, "big"
+            )
+        s = "5 steady state"
+        pods = sum(max(st.desired_workers, 0) + 1 for st in self.clusters.clusters.values())
+        self.r.add_detail(s, {"rayclusters": len(self.clusters.clusters), "ray_pods": pods})
+        for rep in range(cfg.repeat):
+            self._idle(quiet=3.0)
+            p = Phase(self.b)
+            t0 = time.monotonic()
+            self.b.stop_operator()
+            self.b.start_operator()
+            self._idle(quiet=3.0)
+            cost, _ = p.end()
+            self.r.add(s, "restart + resync: seconds until idle", time.monotonic() - t0 - 3.0, "s")
+            self.r.add(s, "restart + resync: writes", cost.operator_writes(), "requests",
+                       "must be 0")  # fmt: skip
+            self.r.add(s, "restart + resync: reads (get+list)", cost.operator_reads(), "requests")
+            self.r.add_api(f"{s}: restart + resync", cost.as_json())
+
+            time.sleep(2.0)
+            p = Phase(self.b)
+            time.sleep(cfg.steady_seconds)
+            cost, cpu = p.end()
+            minutes = cfg.steady_seconds / 60
+            self.r.add(s, "idle: writes", cost.operator_writes(), "requests", "must be 0")
+            self.r.add(s, "idle: reads (get+list) per minute", cost.operator_reads() / minutes,
+                       "requests/min")  # fmt: skip
+            self.r.add(s, "idle: all requests per minute", cost.operator_total() / minutes,
+                       "requests/min")  # fmt: skip
+            self.r.add(s, "idle: writes by any client on Ray resources", cost.server_writes(),
+                       "requests", "kwok node leases etc. included")  # fmt: skip
+            self.r.add(s, "idle: operator CPU", cpu.get("ray-operator", -1), "s")
+            self.r.add(s, "idle: operator RSS", self.b.op_stats().rss_kib / 1024, "MiB")
+            self.r.add_api(f"{s}: idle {cfg.steady_seconds:.0f}s", cost.as_json())
+            self.r.add_detail(f"{s}: idle", {"cpu_seconds": cpu, "pods": pods})
+            log.info("steady rep %d: writes %d, reads/min %.1f, cpu %.2fs", rep,
+                     cost.operator_writes(), cost.operator_reads() / minutes,
+                     cpu.get("ray-operator", -1))  # fmt: skip
+
+    # -- 6. memory -----------------------------------------------------------------------
+
+    def memory(self) -> None:
+        """Operator RSS idle, with 1,000 and 5,000 Ray pods, then with 10,000 unrelated
+        (non-Ray) pods added; and after a restart with all of them there."""
+        cfg = self.cfg
+        s = "6 memory"
+        for rep in range(cfg.repeat):
+            self.clear(self.namespaces)
+            self.namespaces = []
+            self.b.stop_operator()
+            self.b.start_operator()
+            self._idle(quiet=5.0)
+            self.r.add(s, "RSS idle (no RayClusters)", self._rss(), "MiB")
+            ns = self._namespace("mem")
+            kind = f"mem-{rep}"
+            watch = self._watch(kind, ns)
+            clusters: list[str] = []
+            for total in cfg.memory_ray_pods:
+                while len(clusters) * cfg.memory_cluster_pods < total:
+                    name = f"m{len(clusters):03d}"
+                    body = labelled(
+                        raycluster(name, worker_group("w", cfg.memory_cluster_pods - 1)), kind
+                    )
+                    self.b.create_cluster(ns, body)
+                    clusters.append(name)
+                n = len(clusters) * cfg.memory_cluster_pods
+                watch.wait(lambda n=n, w=watch: w.n_ready() >= n, cfg.timeout, f"{n} Ray pods")
+                keys = [f"{ns}/{k}" for k in clusters]
+                self.clusters.wait(
+                    lambda keys=keys: all(
+                        self.clusters.converged(k, cfg.memory_cluster_pods - 1) for k in keys
+                    ),
+                    cfg.timeout,
+                    "memory clusters ready",
+                )
+                self._idle(quiet=3.0)
+                self.r.add(s, f"RSS with {n:,} Ray pods", self._rss(), "MiB")
+            with_ray = self._rss()
+            watch.stop()
+            if cfg.unrelated_pods:
+                other = self._namespace("unrelated")
+                uwatch = self._watch("unrelated", other)
+                load = self.b.bare_pods(other, cfg.unrelated_pods, "unrelated", 32, self.shape)
+                out = load.result(cfg.timeout)
+                if out["n_errors"]:
+                    raise RuntimeError(f"unrelated pods: {out['errors']}")
+                uwatch.wait(
+                    lambda w=uwatch: w.n_ready() >= cfg.unrelated_pods,
+                    cfg.timeout,
+                    "unrelated Running",
+                )
+                uwatch.stop()
+                self._idle(quiet=3.0)
+                time.sleep(2.0)
+                rss = self._rss()
+                self.r.add(s, f"RSS with {n:,} Ray + {cfg.unrelated_pods:,} unrelated pods",
+                           rss, "MiB")  # fmt: skip
+                self.r.add(s, "RSS growth from unrelated pods", rss - with_ray, "MiB",
+                           "must be ~0")  # fmt: skip
+            self.r.add(s, "peak RSS (VmHWM) of that process", self.b.op_stats().hwm_kib / 1024,
+                       "MiB")  # fmt: skip
+            self.b.stop_operator()
+            self.b.start_operator()
+            self._idle(quiet=5.0)
+            self.r.add(s, "RSS after a restart with all of them", self._rss(), "MiB")
+            log.info("memory rep %d done", rep)
+
+    def _rss(self) -> float:
+        return round(self.b.op_stats().rss_kib / 1024, 1)
+
+    # -- 7. recovery ---------------------------------------------------------------------
+
+    def recovery(self) -> None:
+        """SIGKILL the operator when half of a 1 + 200 cluster's pods exist, restart it:
+        seconds to converge, and duplicate pods (must be 0)."""
+        cfg = self.cfg
+        n = cfg.big_workers + 1
+        s = "7 recovery"
+        for rep in range(cfg.repeat):
+            ns = self._namespace("recovery")
+            watch = self._watch("recovery", ns)
+            self._idle()
+            t0 = time.monotonic()
+            self.b.create_cluster(ns, big_cluster_body("big", cfg.big_workers, "recovery"))
+            watch.wait(lambda w=watch: w.created >= n // 2, cfg.timeout, "half created")
+            assert self.b.operator is not None
+            self.b.operator.kill()
+            killed = time.monotonic()
+            at_kill = watch.created
+            self.b.start_operator()
+            restarted = time.monotonic()
+            key = f"{ns}/big"
+            watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
+            self.clusters.wait(
+                lambda k=key: self.clusters.converged(k, cfg.big_workers), cfg.timeout, "ready"
+            )
+            ready = self.clusters.clusters[key].became_ready or time.monotonic()
+            self._idle(quiet=3.0)
+            heads = sum(1 for st in watch.pods.values() if st.group == c.HEAD_GROUP)
+            watch.stop()
+            self.r.add(s, "pods created before the kill", at_kill, "pods")
+            self.r.add(s, "seconds from kill to restarted (metrics up)", restarted - killed, "s")
+            self.r.add(s, "seconds from kill to ready", ready - killed, "s")
+            self.r.add(s, "seconds from apply to ready", ready - t0, "s")
+            self.r.add(s, "duplicate pods", watch.created - n, "pods", "must be 0")
+            self.r.add(s, "head pods created", heads, "pods", "must be 1")
+            log.info("recovery rep %d: kill at %d pods, ready %.2fs after kill, %d duplicates",
+                     rep, at_kill, ready - killed, watch.created - n)  # fmt: skip
+            self.clear([ns])
+
+
+SCENARIOS: dict[str, Callable[[Scenarios], None]] = {
+    "ceiling": Scenarios.ceiling,
+    "big": Scenarios.big,
+    "recovery": Scenarios.recovery,
+    "many": Scenarios.many,
+    "scale": Scenarios.scale,
+    "steady": Scenarios.steady,
+    "memory": Scenarios.memory,
+}
