@@ -38,6 +38,22 @@ class OperatorConfig:
     namespaced: bool = False
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """Only `on.event` handlers are used and they compare nothing: without this, kopf
+    deep-copies every watched body twice per event (a diff base and a copy without
+    progress fields) for a change detection no handler asks for. Measured: a fifth
+    of the operator's CPU during a 200-pod scale-up (bench/RESULTS.md)."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        pass
+
+
 @dataclass
 class Runtime:
     queue: WorkQueue | None = None
@@ -64,6 +80,11 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
         settings.peering.standalone = True
         settings.scanning.disabled = config.namespaced
         settings.posting.enabled = False  # we post our own, specific events
+        settings.persistence.diffbase_storage = _NoDiffBase()
+        # A restart lists every watched object: page the listing, and let kopf's
+        # per-object workers (each holding its object's last body) exit soon after.
+        settings.watching.chunk_size = 500
+        settings.queueing.idle_timeout = 0.5
         settings.watching.label_selectors["pods"] = c.LABEL_CLUSTER
         settings.watching.label_selectors["services"] = c.LABEL_CLUSTER
         settings.watching.server_timeout = 600

@@ -135,11 +135,13 @@ class Reconciler:
                         cluster, f"FailedCreate{obj['kind']}", obj["metadata"]["name"], err
                     )
                 )
+        done: list[PodWrite] = []
         results = await asyncio.gather(
-            *(self._delete(cluster, d) for d in todo.deletes),
-            *(self._create(cluster, p) for p in todo.creates),
+            *(self._delete(cluster, d, done) for d in todo.deletes),
+            *(self._create(cluster, p, done) for p in todo.creates),
         )
         failures += [f for f in results if f is not None]
+        await self._summarize(cluster, done)
         return failures
 
     async def _check_head_service_account(self, cluster: dict[str, Any]) -> list[Problem]:
@@ -176,7 +178,9 @@ class Reconciler:
             )
         ]
 
-    async def _create(self, cluster: dict[str, Any], create: PodCreate) -> Failure | None:
+    async def _create(
+        self, cluster: dict[str, Any], create: PodCreate, done: list[PodWrite]
+    ) -> Failure | None:
         kind = "HeadPod" if create.group == c.HEAD_GROUP else "WorkerPod"
         namespace = cluster["metadata"]["namespace"]
         try:
@@ -185,16 +189,12 @@ class Reconciler:
             what = f"{create.group} (pod template {create.template_path})"
             return await self._failed(cluster, f"FailedCreate{kind}", what, err)
         metrics.PODS_CREATED.labels(kind[:-3].lower()).inc()
-        await self._event(
-            cluster,
-            "Normal",
-            f"Created{kind}",
-            f"Created {kind[:-3].lower()} pod {namespace}/{name}"
-            + ("" if kind == "HeadPod" else f" (group {create.group})"),
-        )
+        done.append(PodWrite(f"Created{kind}", create.group, "", name))
         return None
 
-    async def _delete(self, cluster: dict[str, Any], delete: PodDelete) -> Failure | None:
+    async def _delete(
+        self, cluster: dict[str, Any], delete: PodDelete, done: list[PodWrite]
+    ) -> Failure | None:
         kind = "HeadPod" if delete.group == c.HEAD_GROUP else "WorkerPod"
         namespace = cluster["metadata"]["namespace"]
         try:
@@ -203,13 +203,18 @@ class Reconciler:
             return await self._failed(cluster, f"FailedDelete{kind}", delete.name, err)
         if deleted:
             metrics.PODS_DELETED.labels(kind[:-3].lower(), delete.reason).inc()
-            await self._event(
-                cluster,
-                "Normal",
-                f"Deleted{kind}",
-                f"Deleted pod {namespace}/{delete.name} ({delete.reason})",
-            )
+            done.append(PodWrite(f"Deleted{kind}", delete.group, delete.reason, delete.name))
         return None
+
+    async def _summarize(self, cluster: dict[str, Any], done: list[PodWrite]) -> None:
+        """One Normal event per (reason, group, detail) and pass, not one per pod: the
+        API server pays for every event, and a 200-pod scale-up is one fact to a reader.
+        (client-go's recorder, which KubeRay uses, lets only a burst of 25 through.)"""
+        names: dict[tuple[str, str, str], list[str]] = {}
+        for write in done:
+            names.setdefault((write.reason, write.group, write.detail), []).append(write.name)
+        for (reason, group, detail), pods in names.items():
+            await self._event(cluster, "Normal", reason, pod_summary(reason, group, detail, pods))
 
     async def _failed(
         self, cluster: dict[str, Any], reason: str, what: str, err: ApiException
@@ -247,19 +252,48 @@ class Reconciler:
             return None
         pods = await self._call(self.api.list_cluster_pods, meta["namespace"], meta["name"])
         if pods:
+            done: list[PodWrite] = []
             await asyncio.gather(
                 *(
-                    self._delete(cluster, PodDelete(p.name, p.group, "ClusterDeleted"))
+                    self._delete(cluster, PodDelete(p.name, p.group, "ClusterDeleted"), done)
                     for p in pods
                     if not p.terminating
                 )
             )
+            await self._summarize(cluster, done)
             return 1.0
         await self._call(self.api.remove_finalizer, cluster, c.IDLE_TERMINATION_FINALIZER)
         return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PodWrite:
+    """A pod this pass created or deleted, for the event that sums the pass up."""
+
+    reason: str  # CreatedHeadPod, DeletedWorkerPod, ...
+    group: str
+    detail: str  # why it was deleted; "" for creates
+    name: str
+
+
+MAX_NAMES_IN_EVENT = 10
+
+
+def pod_summary(reason: str, group: str, detail: str, names: list[str]) -> str:
+    """'Created 3 worker pods (group cpu): a, b, c'; 'Deleted head pod h (Failed)'."""
+    verb = "Created" if reason.startswith("Created") else "Deleted"
+    what = "head pod" if reason.endswith("HeadPod") else "worker pod"
+    context = ", ".join(x for x in (f"group {group}" if what == "worker pod" else "", detail) if x)
+    context = f" ({context})" if context else ""
+    if len(names) == 1:
+        return f"{verb} {what} {names[0]}{context}"
+    shown = ", ".join(names[:MAX_NAMES_IN_EVENT])
+    if len(names) > MAX_NAMES_IN_EVENT:
+        shown += f" and {len(names) - MAX_NAMES_IN_EVENT} more"
+    return f"{verb} {len(names)} {what}s{context}: {shown}"
 
 
 def _replica_failure(status: dict[str, Any]) -> str:

@@ -131,9 +131,16 @@ def test_heterogeneous_cluster_becomes_ready(clusters, namespace, run_operator):
     svc = clusters.core.read_namespaced_service("hetero-head-svc", namespace)
     assert svc.spec.cluster_ip == "None"
     assert svc.metadata.owner_references[0].uid == created["metadata"]["uid"]
-    reasons = [e.reason for e in clusters.events("hetero")]
-    assert reasons.count("CreatedWorkerPod") == 3
-    assert reasons.count("CreatedHeadPod") == 1
+    # One Normal event per group and pass, naming the pods it created.
+    events = clusters.events("hetero")
+    created = " ".join(e.message for e in events if e.reason == "CreatedWorkerPod")
+    workers = [p.metadata.name for p in pods if p.metadata.labels[c.LABEL_NODE_TYPE] == "worker"]
+    assert len(workers) == 3
+    assert all(name in created for name in workers)
+    assert "(group gpu)" in created and "(group cpu)" in created
+    assert [e.message for e in events if e.reason == "CreatedHeadPod"] == [
+        f"Created head pod {head.metadata.name}"
+    ]
 
 
 def test_scale_up_and_down_by_replicas(clusters, namespace, run_operator):
