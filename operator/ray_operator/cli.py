@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         _wait_for_crd(factory())
     config = OperatorConfig(
         api_client_factory=factory,
-        namespaced=not args.all_namespaces,
+        namespaces=[] if args.all_namespaces else args.namespace,
         workers=args.workers,
         reconciler=ReconcilerConfig(
             max_pods_per_cluster=args.max_pods_per_cluster,

@@ -1,10 +1,10 @@
-"""kopf wiring: every watch event becomes a key in the work queue. Nothing else here.
+"""Wiring: every watch event becomes a key in the work queue. Nothing else here.
 
-- RayCluster events (including the initial listing at start-up, so a restart
-  reconciles everything) enqueue that cluster;
-- pod and Service events enqueue the cluster named by their `ray.io/cluster` label.
-Pods and Services are watched with a server-side label selector: the operator never
-receives, let alone keeps, pods that are not Ray pods.
+- RayCluster events, through kopf (including its initial listing at start-up, so a
+  restart reconciles everything), enqueue that cluster;
+- Ray pod and Service events, through `childwatch` (metadata only, server-side label
+  selector), enqueue the cluster named by their `ray.io/cluster` label. The operator
+  never receives, let alone keeps, pods that are not Ray pods.
 
 Only `on.event` handlers are used: they need no state stored on the objects, so kopf
 never writes annotations or finalizers of its own.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import kopf
 from kubernetes import client
 
 from . import constants as c
+from .childwatch import ChildWatcher
 from .kube import KubeApi
 from .reconciler import Reconciler, ReconcilerConfig
 from .workqueue import WorkQueue
@@ -33,9 +35,10 @@ class OperatorConfig:
     api_client_factory: Any  # () -> kubernetes.client.ApiClient
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     workers: int = 4
-    # Watching a list of namespaces: kopf's scanning would list cluster-wide namespaces,
-    # a permission a namespaced install does not grant (the CLI checks the CRD instead).
-    namespaced: bool = False
+    # The namespaces watched; none means all. With a list, kopf's scanning (which lists
+    # cluster-wide namespaces, a permission a namespaced install does not grant) is
+    # off: the CLI checks for the CRD instead.
+    namespaces: list[str] = field(default_factory=list)
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -59,6 +62,7 @@ class Runtime:
     queue: WorkQueue | None = None
     reconciler: Reconciler | None = None
     task: asyncio.Task | None = None
+    watcher: ChildWatcher | None = None
 
 
 def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runtime]:
@@ -78,15 +82,13 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
-        settings.scanning.disabled = config.namespaced
+        settings.scanning.disabled = bool(config.namespaces)
         settings.posting.enabled = False  # we post our own, specific events
         settings.persistence.diffbase_storage = _NoDiffBase()
         # A restart lists every watched object: page the listing, and let kopf's
         # per-object workers (each holding its object's last body) exit soon after.
         settings.watching.chunk_size = 500
         settings.queueing.idle_timeout = 0.5
-        settings.watching.label_selectors["pods"] = c.LABEL_CLUSTER
-        settings.watching.label_selectors["services"] = c.LABEL_CLUSTER
         settings.watching.server_timeout = 600
         # kopf logs every handler call at INFO; ours are one-line enqueues.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -94,9 +96,21 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
         runtime.reconciler = Reconciler(KubeApi(api_client), config.reconciler)
         runtime.queue = WorkQueue(runtime.reconciler.reconcile, concurrency=config.workers)
         runtime.task = asyncio.create_task(runtime.queue.run(), name="ray-operator-workqueue")
+        loop, queue = asyncio.get_running_loop(), runtime.queue
+
+        def wake(keys: Iterable[tuple[str, str]]) -> None:  # called from watch threads
+            loop.call_soon_threadsafe(queue.add_all, tuple(keys))
+
+        # Its own client: watch requests hold their connections for minutes.
+        runtime.watcher = ChildWatcher(
+            KubeApi(config.api_client_factory()), config.namespaces, wake
+        )
+        runtime.watcher.start()
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
+        if runtime.watcher is not None:
+            runtime.watcher.stop()
         if runtime.task is not None:
             runtime.task.cancel()
         if runtime.reconciler is not None:
@@ -105,14 +119,6 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
     def raycluster_event(namespace: str | None, name: str | None, **_: Any) -> None:
         enqueue(namespace, name)
-
-    @kopf.on.event("", "v1", "pods", registry=registry)
-    def pod_event(namespace: str | None, labels: dict[str, str], **_: Any) -> None:
-        enqueue(namespace, labels.get(c.LABEL_CLUSTER))
-
-    @kopf.on.event("", "v1", "services", registry=registry)
-    def service_event(namespace: str | None, labels: dict[str, str], **_: Any) -> None:
-        enqueue(namespace, labels.get(c.LABEL_CLUSTER))
 
     @kopf.on.probe(id="queue", registry=registry)
     def queue_depth(**_: Any) -> int:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -51,6 +52,33 @@ class KubeApi:
         self.api_client = api_client
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
 
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: tuple[float, float] | None = None,
+    ) -> Any:
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, body, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=query or [],
+            header_params=headers, body=body, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = self.api_client.call_api(
+            method, url, header_params=headers, body=body, _request_timeout=timeout
+        )
+        if not 200 <= response.status <= 299:
+            data = response.read()
+            raise ApiException.from_response(
+                http_resp=response, body=data.decode(errors="replace"), data=None
+            )
+        return response
+
     def request(
         self,
         method: str,
@@ -58,22 +86,33 @@ class KubeApi:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """One API call; raises ApiException (status, reason, body) on a non-2xx."""
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        method, url, headers, body, _ = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=query or [],
-            header_params=headers, body=body, auth_settings=["BearerToken"],
-        )  # fmt: skip
-        response = self.api_client.call_api(method, url, header_params=headers, body=body)
-        data = response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(
-                http_resp=response, body=data.decode(errors="replace"), data=None
-            )
+        data = self._send(method, path, body, query, content_type, accept).read()
         return json.loads(data) if data else {}
+
+    def watch(
+        self, path: str, query: list[tuple[str, str]], accept: str, read_timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """The events of one watch request, decoded as they arrive (one JSON object per
+        line), until the server ends it. The connection is released when the caller
+        stops iterating."""
+        response = self._send(
+            "GET", path, query=[*query, ("watch", "true")], accept=accept,
+            timeout=(10.0, read_timeout),
+        ).response  # fmt: skip
+        try:
+            pending = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            response.close()  # unread events must not go back to the pool
+            response.release_conn()
 
     def _get_or_none(self, path: str) -> dict[str, Any] | None:
         try:

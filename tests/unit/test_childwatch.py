@@ -1,0 +1,56 @@
+"""What a watch event of a Ray pod or Service means to the operator (pure parts)."""
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from ray_operator import constants as c
+from ray_operator.childwatch import WatchExpired, cluster_key, collection_paths, handle_event
+
+
+def _meta(labels=None, namespace="ns", rv="42"):
+    return {
+        "metadata": {"name": "p", "namespace": namespace, "labels": labels, "resourceVersion": rv}
+    }
+
+
+def test_the_cluster_label_names_the_key():
+    assert cluster_key(_meta({c.LABEL_CLUSTER: "rc"})) == ("ns", "rc")
+
+
+@pytest.mark.parametrize(
+    "obj", [_meta(None), _meta({"app": "x"}), _meta({c.LABEL_CLUSTER: ""}), {}]
+)
+def test_objects_without_a_cluster_wake_nothing(obj):
+    assert cluster_key(obj) is None
+
+
+@pytest.mark.parametrize("kind", ["ADDED", "MODIFIED", "DELETED"])
+def test_changes_wake_their_cluster_and_advance_the_version(kind):
+    event = {"type": kind, "object": _meta({c.LABEL_CLUSTER: "rc"}, rv="7")}
+    assert handle_event(event) == ("7", ("ns", "rc"))
+
+
+def test_bookmarks_only_advance_the_version():
+    assert handle_event({"type": "BOOKMARK", "object": _meta(rv="99")}) == ("99", None)
+
+
+def test_an_expired_version_asks_for_a_new_list():
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+    with pytest.raises(WatchExpired, match="too old"):
+        handle_event(gone)
+
+
+def test_other_errors_are_api_errors():
+    with pytest.raises(ApiException) as err:
+        handle_event({"type": "ERROR", "object": {"code": 500, "message": "etcd down"}})
+    assert err.value.status == 500
+
+
+def test_all_namespaces_or_each_given_one():
+    assert collection_paths([]) == ["/api/v1/pods", "/api/v1/services"]
+    assert collection_paths(["a", "b"]) == [
+        "/api/v1/namespaces/a/pods",
+        "/api/v1/namespaces/a/services",
+        "/api/v1/namespaces/b/pods",
+        "/api/v1/namespaces/b/services",
+    ]
