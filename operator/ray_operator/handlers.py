@@ -117,8 +117,14 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
             runtime.reconciler.close()
 
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    def raycluster_event(namespace: str | None, name: str | None, **_: Any) -> None:
-        enqueue(namespace, name)
+    def raycluster_event(
+        namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
+    ) -> None:
+        own = runtime.reconciler is not None and runtime.reconciler.is_own_write(
+            (namespace or "", name or ""), meta.get("resourceVersion")
+        )
+        if not own:
+            enqueue(namespace, name)
 
     @kopf.on.probe(id="queue", registry=registry)
     def queue_depth(**_: Any) -> int:

@@ -175,13 +175,14 @@ class KubeApi:
                 return False
             raise
 
-    def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        # A JSON patch replaces the whole status, so fields that went away are removed
-        # (a merge patch would keep them).
-        self.request(
+    def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
+        """Returns the RayCluster's new resourceVersion. A JSON patch replaces the whole
+        status, so fields that went away are removed (a merge patch would keep them)."""
+        patched = self.request(
             "PATCH", f"{_clusters(namespace)}/{quote(name)}/status",
             [{"op": "add", "path": "/status", "value": status}], content_type=JSON_PATCH,
         )  # fmt: skip
+        return patched["metadata"]["resourceVersion"]
 
     def remove_finalizer(self, cluster: dict[str, Any], finalizer: str) -> None:
         meta = cluster["metadata"]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,6 +54,14 @@ class Reconciler:
         # checked once per process, not on every reconcile.
         self._ensured: dict[tuple[str, str], set[tuple[str | None, str, str]]] = {}
         self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
+        # Per cluster key, the resourceVersion our last status write produced.
+        self._own_writes: dict[tuple[str, str], str] = {}
+
+    def is_own_write(self, key: tuple[str, str], resource_version: str | None) -> bool:
+        """True for the watch event of our own status write: the pass that wrote it saw
+        everything the new version holds, so it needs no pass of its own (KubeRay skips
+        status-only updates with a generation predicate; this is narrower)."""
+        return resource_version is not None and self._own_writes.get(key) == resource_version
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -76,6 +84,7 @@ class Reconciler:
         if cluster is None:
             self.states.pop(f"{namespace}/{name}", None)
             self._ensured.pop((namespace, name), None)
+            self._own_writes.pop((namespace, name), None)
             return None  # deleted: garbage collection removes the children
         if not managed_by_us(cluster):
             log.debug(
@@ -103,8 +112,10 @@ class Reconciler:
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
         self.states[f"{namespace}/{name}"] = status.get("state", "")
         if status_changed(previous, status):
-            await self._call(self.api.replace_status, namespace, name, status)
-            await self._warn_on_new_problems(cluster, previous, status, todo)
+            self._own_writes[(namespace, name)] = await self._call(
+                self.api.replace_status, namespace, name, status
+            )
+            self._warn_on_new_problems(cluster, previous, status, todo)
         if more_to_create:
             return 0.0
         return self.config.retry_after_failure if failures else None
@@ -121,7 +132,7 @@ class Reconciler:
                 # The planner asks for the Service only when it saw none: no GET first.
                 check_first = obj["kind"] != "Service"
                 if await self._call(self.api.create_if_missing, obj, check_first):
-                    await self._event(
+                    self._event(
                         cluster,
                         "Normal",
                         f"Created{obj['kind']}",
@@ -131,7 +142,7 @@ class Reconciler:
                     ensured.add(key)
             except ApiException as err:
                 failures.append(
-                    await self._failed(
+                    self._failed(
                         cluster, f"FailedCreate{obj['kind']}", obj["metadata"]["name"], err
                     )
                 )
@@ -141,7 +152,7 @@ class Reconciler:
             *(self._create(cluster, p, done) for p in todo.creates),
         )
         failures += [f for f in results if f is not None]
-        await self._summarize(cluster, done)
+        self._summarize(cluster, done)
         return failures
 
     async def _check_head_service_account(self, cluster: dict[str, Any]) -> list[Problem]:
@@ -187,7 +198,7 @@ class Reconciler:
             name = await self._call(self.api.create_pod, namespace, create.body)
         except ApiException as err:
             what = f"{create.group} (pod template {create.template_path})"
-            return await self._failed(cluster, f"FailedCreate{kind}", what, err)
+            return self._failed(cluster, f"FailedCreate{kind}", what, err)
         metrics.PODS_CREATED.labels(kind[:-3].lower()).inc()
         done.append(PodWrite(f"Created{kind}", create.group, "", name))
         return None
@@ -200,13 +211,13 @@ class Reconciler:
         try:
             deleted = await self._call(self.api.delete_pod, namespace, delete.name)
         except ApiException as err:
-            return await self._failed(cluster, f"FailedDelete{kind}", delete.name, err)
+            return self._failed(cluster, f"FailedDelete{kind}", delete.name, err)
         if deleted:
             metrics.PODS_DELETED.labels(kind[:-3].lower(), delete.reason).inc()
             done.append(PodWrite(f"Deleted{kind}", delete.group, delete.reason, delete.name))
         return None
 
-    async def _summarize(self, cluster: dict[str, Any], done: list[PodWrite]) -> None:
+    def _summarize(self, cluster: dict[str, Any], done: list[PodWrite]) -> None:
         """One Normal event per (reason, group, detail) and pass, not one per pod: the
         API server pays for every event, and a 200-pod scale-up is one fact to a reader.
         (client-go's recorder, which KubeRay uses, lets only a burst of 25 through.)"""
@@ -214,9 +225,9 @@ class Reconciler:
         for write in done:
             names.setdefault((write.reason, write.group, write.detail), []).append(write.name)
         for (reason, group, detail), pods in names.items():
-            await self._event(cluster, "Normal", reason, pod_summary(reason, group, detail, pods))
+            self._event(cluster, "Normal", reason, pod_summary(reason, group, detail, pods))
 
-    async def _failed(
+    def _failed(
         self, cluster: dict[str, Any], reason: str, what: str, err: ApiException
     ) -> Failure:
         message = f"{reason} {what}: {_api_message(err)}"
@@ -224,13 +235,17 @@ class Reconciler:
         log.warning(
             "%s/%s: %s", cluster["metadata"]["namespace"], cluster["metadata"]["name"], message
         )
-        await self._event(cluster, "Warning", reason, message)
+        self._event(cluster, "Warning", reason, message)
         return Failure(reason, message)
 
-    async def _event(self, cluster: dict[str, Any], type_: str, reason: str, msg: str) -> None:
-        await self._call(self.api.post_event, cluster, type_, reason, msg)
+    def _event(self, cluster: dict[str, Any], type_: str, reason: str, msg: str) -> None:
+        """Best effort and off the critical path: a pass never waits for its events
+        (a new cluster's first pass is a chain of round trips; these were three)."""
+        self._pool.submit(self.api.post_event, cluster, type_, reason, msg).add_done_callback(
+            _log_failure
+        )
 
-    async def _warn_on_new_problems(
+    def _warn_on_new_problems(
         self,
         cluster: dict[str, Any],
         previous: dict[str, Any],
@@ -242,7 +257,7 @@ class Reconciler:
         for problem in todo.problems:
             text = f"{problem.field}: {problem.message}"
             if text not in old:
-                await self._event(cluster, "Warning", problem.reason, text)
+                self._event(cluster, "Warning", problem.reason, text)
 
     async def _finalize(self, cluster: dict[str, Any]) -> float | None:
         """Ray's autoscaler deletes an idle cluster (policy Delete) behind the finalizer
@@ -260,7 +275,7 @@ class Reconciler:
                     if not p.terminating
                 )
             )
-            await self._summarize(cluster, done)
+            self._summarize(cluster, done)
             return 1.0
         await self._call(self.api.remove_finalizer, cluster, c.IDLE_TERMINATION_FINALIZER)
         return None
@@ -294,6 +309,11 @@ def pod_summary(reason: str, group: str, detail: str, names: list[str]) -> str:
     if len(names) > MAX_NAMES_IN_EVENT:
         shown += f" and {len(names) - MAX_NAMES_IN_EVENT} more"
     return f"{verb} {len(names)} {what}s{context}: {shown}"
+
+
+def _log_failure(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("could not post an event: %r", future.exception())
 
 
 def _replica_failure(status: dict[str, Any]) -> str:

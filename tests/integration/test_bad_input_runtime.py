@@ -140,9 +140,13 @@ def test_runtime_bad_input_is_reported_and_harms_nobody(api_client, namespace, r
         missing = [s for s in case.says if s not in failure["message"]]
         if missing:
             problems.append(f"{case.name}: message lacks {missing}: {failure['message']}")
-        warnings = [e for e in clusters.events(name)
-                    if e.type == "Warning" and e.reason == case.reason]  # fmt: skip
-        if not warnings:
+        try:  # posted after the status, off the reconcile's critical path
+            wait_for(
+                lambda n=name, r=case.reason: [e for e in clusters.events(n)
+                                               if e.type == "Warning" and e.reason == r],
+                timeout=10, what=f"Warning {case.reason}",
+            )  # fmt: skip
+        except TimeoutError:
             problems.append(f"{case.name}: no Warning event {case.reason}")
         body = clusters.get(name)
         assert body["status"].get("state") != c.STATE_READY, name

@@ -371,6 +371,38 @@ def test_no_write_when_nothing_changed(clusters, namespace, run_operator):
     assert len(clusters.events("quiet")) == events_before
 
 
+def _reconciles(op) -> float:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    return next(
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("ray_operator_reconcile_total ")
+    )
+
+
+def test_own_status_write_wakes_no_pass_but_a_foreign_one_does(clusters, namespace, run_operator):
+    op = run_operator(namespace)
+    clusters.create(raycluster("own", worker_group("cpu", 1)))
+    clusters.wait_state("own")
+    time.sleep(2)
+    before = _reconciles(op)
+    # Another client writes the status: one pass puts it right, and the watch event of
+    # that (own) write starts no pass of its own.
+    clusters.custom.patch_namespaced_custom_object_status(
+        c.GROUP, c.VERSION, namespace, c.PLURAL, "own", {"status": {"desiredWorkerReplicas": 7}}
+    )
+    wait_for(
+        lambda: clusters.get("own")["status"]["desiredWorkerReplicas"] == 1,
+        what="the status put right",
+    )
+    time.sleep(2)
+    assert _reconciles(op) == before + 1
+
+
 def test_upgrade_strategy_recreate_replaces_outdated_pods(clusters, namespace, run_operator):
     run_operator(namespace)
     clusters.create(raycluster("upg", worker_group("cpu", 2)))
