@@ -116,8 +116,10 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
         if runtime.reconciler is not None:
             runtime.reconciler.close()
 
+    # Handlers are coroutines: kopf runs plain functions in threads, and the queue (like
+    # the reconciler's own-write check) belongs to the event loop.
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    def raycluster_event(
+    async def raycluster_event(
         namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
     ) -> None:
         own = runtime.reconciler is not None and runtime.reconciler.is_own_write(

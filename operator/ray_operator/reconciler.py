@@ -54,14 +54,31 @@ class Reconciler:
         # checked once per process, not on every reconcile.
         self._ensured: dict[tuple[str, str], set[tuple[str | None, str, str]]] = {}
         self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
-        # Per cluster key, the resourceVersion our last status write produced.
+        # Per cluster key, the resourceVersion our last status write produced, and the
+        # versions of RayCluster events that arrived while a status write was in flight.
         self._own_writes: dict[tuple[str, str], str] = {}
+        self._during_write: dict[tuple[str, str], list[str | None]] = {}
 
     def is_own_write(self, key: tuple[str, str], resource_version: str | None) -> bool:
         """True for the watch event of our own status write: the pass that wrote it saw
         everything the new version holds, so it needs no pass of its own (KubeRay skips
-        status-only updates with a generation predicate; this is narrower)."""
+        status-only updates with a generation predicate; this is narrower). Call it on
+        the event loop: an event that arrives before the write returns is held until
+        the write's version is known."""
+        if key in self._during_write:
+            self._during_write[key].append(resource_version)
+            return True
         return resource_version is not None and self._own_writes.get(key) == resource_version
+
+    async def _write_status(self, key: tuple[str, str], status: dict[str, Any]) -> bool:
+        """Write the status; True if another writer's event arrived meanwhile."""
+        self._during_write[key] = []
+        try:
+            version = await self._call(self.api.replace_status, *key, status)
+        finally:
+            during = self._during_write.pop(key)
+        self._own_writes[key] = version
+        return any(seen != version for seen in during)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -111,12 +128,11 @@ class Reconciler:
         previous = cluster.get("status") or {}
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
         self.states[f"{namespace}/{name}"] = status.get("state", "")
+        changed_meanwhile = False
         if status_changed(previous, status):
-            self._own_writes[(namespace, name)] = await self._call(
-                self.api.replace_status, namespace, name, status
-            )
+            changed_meanwhile = await self._write_status((namespace, name), status)
             self._warn_on_new_problems(cluster, previous, status, todo)
-        if more_to_create:
+        if more_to_create or changed_meanwhile:
             return 0.0
         return self.config.retry_after_failure if failures else None
 

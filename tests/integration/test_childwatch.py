@@ -109,16 +109,21 @@ class ExpiresOnce(KubeApi):
 
 
 def test_an_expired_version_lists_again_and_wakes_every_cluster(api_client, core, namespace):
-    core.create_namespaced_pod(namespace, _pod("ray", {c.LABEL_CLUSTER: "old"}))
+    # A Service: unlike a pod, nothing updates it after its creation.
+    service = {
+        "metadata": {"name": "old-head-svc", "labels": {c.LABEL_CLUSTER: "old"}},
+        "spec": {"clusterIP": "None", "ports": [{"name": "gcs", "port": 6379}]},
+    }
+    core.create_namespaced_service(namespace, service)
     api, woken = ExpiresOnce(api_client), Woken()
     watcher = ChildWatcher(api, [namespace], woken)
-    watcher.paths = [f"/api/v1/namespaces/{namespace}/pods"]
+    watcher.paths = [f"/api/v1/namespaces/{namespace}/services"]
     watcher.start()
     try:
         wait_for(lambda: api.watches >= 2, what="watching again after the 410")
-        # Both lists (before and after the expiry) woke the cluster of the pod.
+        # Both lists (before and after the expiry) woke the cluster of the Service.
         assert woken.count((namespace, "old")) == 2
-        core.delete_namespaced_pod("ray", namespace, grace_period_seconds=0)
+        core.delete_namespaced_service("old-head-svc", namespace)
         wait_for(lambda: woken.count((namespace, "old")) > 2, what="the new watch works")
     finally:
         watcher.stop()
