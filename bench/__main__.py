@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -176,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- operator log tail ---\n{bench.operator.log_tail(40)}", file=sys.stderr)
     finally:
         bench.stop(keep=args.keep)
-        if args.keep:
-            print(f"control plane directory kept: {workdir}")
+        if args.keep or args.py_spy:  # the profiles are written there
+            print(f"run directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     meta["wall_seconds"] = round(time.monotonic() - started, 1)
     meta["machine_at_end"] = report.machine()
     meta["error"] = repr(failed) if failed else None
