@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from kubernetes import config
 
@@ -21,9 +20,8 @@ from ray_operator.kube import KubeApi
 from tests.kubehelpers import apply_crds
 from tests.manifests import heterogeneous
 
-from .env import proc_stats
+from .env import REPO, proc_stats
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "default"
 
 

@@ -75,15 +75,12 @@ class ChildWatcher:
         self.wake = wake
         self.retry_seconds = retry_seconds
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         for path in self.paths:
-            thread = threading.Thread(
+            threading.Thread(
                 target=self._run, args=(path,), name=f"watch {path}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            ).start()
 
     def stop(self) -> None:
         self._stop.set()
