@@ -4,6 +4,7 @@ etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (the fake
 that moves scheduled pods to Running/Ready). Each run gets free loopback ports and its
 own directory, keeps every component's log there, and stops exactly the processes it
 started. Used by the pytest fixtures, `make cluster-up`, the demo and the benchmarks.
+Fault tests can kill, stop, pause and restart one component at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 
 import yaml
@@ -29,6 +31,16 @@ from .pki import Pki, create_pki
 DEFAULT_TOOLS = Path(os.environ.get("RAY_OPERATOR_TOOLS", "~/.cache/ray-operator-tools"))
 SERVICE_CIDR = "10.96.0.0/16"  # cluster IPs are only ever written into objects, never dialled
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
+# Metadata of every write, once per request (at ResponseComplete); reads are not kept.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted, Panic]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
@@ -56,8 +68,13 @@ class ControlPlane:
     # kwok hands out fake pod IPs from this loopback range: anything that dials a pod
     # IP in a test stays on this machine (and a Ray node can bind that address).
     pod_cidr: str = "127.64.0.0/16"
+    # Record every write request (who, what, when) in logs/audit.log: fault tests
+    # count the writes of one operator replica by its User-Agent.
+    audit: bool = False
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    # Each component's command line, so a fault test can start it again identically.
+    _commands: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def in_temp_dir(cls, **kwargs) -> ControlPlane:
@@ -102,30 +119,14 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         try:
             self._spawn("etcd", self._etcd_args())
-            self._wait(
-                "etcd",
-                lambda: self._http_ok(f"http://127.0.0.1:{self.ports['etcd']}/health"),
-                deadline,
-            )
+            self._wait("etcd", lambda: self.healthy("etcd"), deadline)
             self._spawn("kube-apiserver", self._apiserver_args())
-            self._wait(
-                "kube-apiserver",
-                lambda: self._http_ok(f"{self.server}/readyz", admin=True),
-                deadline,
-            )
+            self._wait("kube-apiserver", lambda: self.healthy("kube-apiserver"), deadline)
             self._spawn("kube-controller-manager", self._kcm_args())
             self._spawn("kube-scheduler", self._scheduler_args())
             self._spawn("kwok", self._kwok_args())
-            self._wait(
-                "kube-controller-manager",
-                lambda: self._http_ok(f"https://127.0.0.1:{self.ports['kcm']}/healthz"),
-                deadline,
-            )
-            self._wait(
-                "kube-scheduler",
-                lambda: self._http_ok(f"https://127.0.0.1:{self.ports['scheduler']}/healthz"),
-                deadline,
-            )
+            for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+                self._wait(name, lambda name=name: self.healthy(name), deadline)
             self._create_nodes()
             self._wait("kwok", self._nodes_ready, deadline)
             self._wait("kube-controller-manager", self._default_service_account_exists, deadline)
@@ -136,20 +137,90 @@ class ControlPlane:
         return self
 
     def stop(self) -> None:
-        """Stop every process this control plane started, newest first."""
+        """Stop every process this control plane started, newest first, paused ones
+        included."""
         for name in reversed(list(self.processes)):
-            proc = self.processes.pop(name)
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _terminate(self.processes.pop(name))
+        if self.state_file.exists():
+            self._write_state()
 
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- fault injection: one component at a time -------------------------------------
+
+    def kill(self, component: str) -> None:
+        """SIGKILL `component` (no chance to clean up, as in a crash) and reap it.
+        `restart` brings it back."""
+        proc = self._process(component)
+        proc.kill()
+        proc.wait()
+        self._write_state()
+
+    def stop_component(self, component: str, timeout: float = 10.0) -> None:
+        """Stop `component` gracefully (SIGTERM, SIGKILL after `timeout`) and leave it
+        down, e.g. etcd for an outage; `restart` brings it back."""
+        _terminate(self._process(component), timeout)
+        self._write_state()
+
+    def restart(self, component: str, timeout: float = 60.0) -> None:
+        """Start `component` again with the very same command line (same ports, data
+        and certificates, so clients keep their kubeconfig) and wait until it is
+        healthy (see `healthy`). Stops it first if it is still running or paused."""
+        _terminate(self._process(component))
+        self._spawn(component, self._commands[component])
+        self._write_state()
+        self.wait_healthy(component, timeout)
+
+    def pause(self, component: str) -> None:
+        """SIGSTOP `component`, as a hung process: its sockets stay open, it answers
+        nothing. Returns once the kernel reports it stopped."""
+        proc = self._process(component)
+        proc.send_signal(signal.SIGSTOP)
+        self._wait(component, lambda: _proc_state(proc.pid) in ("T", "t"), time.monotonic() + 10)
+
+    def resume(self, component: str) -> None:
+        """SIGCONT a component `pause`d before. Returns once it runs again."""
+        proc = self._process(component)
+        proc.send_signal(signal.SIGCONT)
+        self._wait(
+            component, lambda: _proc_state(proc.pid) not in ("T", "t"), time.monotonic() + 10
+        )
+
+    def running(self, component: str) -> bool:
+        """Whether `component`'s process exists (paused counts as running)."""
+        proc = self.processes.get(component)
+        return proc is not None and proc.poll() is None
+
+    def healthy(self, component: str) -> bool:
+        """One health probe: etcd /health, API server /readyz (which includes etcd),
+        controller manager, scheduler and kwok /healthz."""
+        url, admin = self._health_url(component)
+        try:
+            return self._http_ok(url, admin=admin)
+        except (OSError, HTTPException):  # refused, reset, timed out, 5xx, TLS ...
+            return False
+
+    def wait_healthy(self, component: str, timeout: float = 60.0) -> None:
+        """Poll `healthy(component)`; raise ControlPlaneError on timeout or exit."""
+        self._wait(component, lambda: self.healthy(component), time.monotonic() + timeout)
+
+    def _process(self, component: str) -> subprocess.Popen:
+        if component not in self.processes:
+            raise ControlPlaneError(f"{component!r} is not part of this running control plane")
+        return self.processes[component]
+
+    def _health_url(self, component: str) -> tuple[str, bool]:
+        if component == "kube-apiserver":
+            return f"{self.server}/readyz", True
+        scheme, port, path = {
+            "etcd": ("http", "etcd", "health"),
+            "kube-controller-manager": ("https", "kcm", "healthz"),
+            "kube-scheduler": ("https", "scheduler", "healthz"),
+            "kwok": ("http", "kwok", "healthz"),
+        }[component]
+        return f"{scheme}://127.0.0.1:{self.ports[port]}/{path}", False
 
     # -- component command lines -------------------------------------------------------
 
@@ -190,9 +261,36 @@ class ControlPlane:
             # Endpoints may not hold loopback addresses, and nothing dials this API
             # server through the in-cluster `kubernetes` Service anyway.
             "--endpoint-reconciler-type=none",
+            # This plugin taints every new node not-ready:NoSchedule for the node
+            # lifecycle controller to lift once the node is Ready; that controller does
+            # not run here (see _kcm_args), so nodes are created schedulable instead.
+            "--disable-admission-plugins=TaintNodesByCondition",
             "--profiling=false",
             "--v=1",
+            *self._audit_args(),
         ]
+
+    def _audit_args(self) -> list[str]:
+        if not self.audit:
+            return []
+        policy = self.root / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",
+        ]
+
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "logs" / "audit.log"
+
+    def audit_entries(self) -> list[dict]:
+        """The audit log's events (writes only, one per completed request)."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
 
     def _kcm_args(self) -> list[str]:
         kc = str(self.kubeconfig)
@@ -210,8 +308,16 @@ class ControlPlane:
             "--leader-elect=false",
             # Endpoints may not hold the loopback pod IPs kwok hands out, and nothing
             # here routes Service traffic: without these controllers, no retry storm.
+            # No node lifecycle controller: it judges a node by when it last *saw* the
+            # node's lease renewed. After an API server or etcd outage its own watches
+            # return with client-go's backoff (up to 30 s), so its view stays stale past
+            # the 50 s grace period though kwok renewed at once: it marked every node
+            # Unknown and every pod Ready=False, and nothing makes a Running pod Ready
+            # again (a kwok stage doing so would also undo tests' deliberate Ready=False).
+            # A longer grace period only moves the threshold; with no kubelet to lose,
+            # the controller has nothing true to report here.
             "--controllers=*,-endpoints-controller,-endpointslice-controller,"
-            "-endpointslice-mirroring-controller",
+            "-endpointslice-mirroring-controller,-node-lifecycle-controller",
             # Fast namespace and garbage collection keeps tests short.
             "--concurrent-gc-syncs=20",
             "--concurrent-namespace-syncs=10",
@@ -243,7 +349,10 @@ class ControlPlane:
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{self.ports['kwok']}",
-            "--node-lease-duration-seconds=40",
+            # No node leases: nothing reads them (no node lifecycle controller, see
+            # _kcm_args), and a restarted kwok has a new identity, so it would leave the
+            # nodes unmanaged (new pods Pending) until the old instance's leases expire.
+            "--node-lease-duration-seconds=0",
             f"--config={STAGES}",
             f"--cidr={self.pod_cidr}",
             "--node-ip=127.0.0.1",
@@ -253,14 +362,15 @@ class ControlPlane:
     # -- helpers -----------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = self.log_path(name).open("ab")
-        self.processes[name] = subprocess.Popen(
-            [str(self.bin_dir / args[0]), *args[1:]],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the children
-        )
+        self._commands[name] = args
+        with self.log_path(name).open("ab") as log:  # appended to across restarts
+            self.processes[name] = subprocess.Popen(
+                [str(self.bin_dir / args[0]), *args[1:]],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, not the children
+            )
 
     def _wait(self, name: str, ready, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -370,12 +480,15 @@ class ControlPlane:
         return self.root / "state.json"
 
     def _write_state(self) -> None:
+        """Record the live pids; rewritten after every kill, stop and restart."""
         state = {
-            "pids": {name: proc.pid for name, proc in self.processes.items()},
+            "pids": {name: p.pid for name, p in self.processes.items() if p.poll() is None},
             "ports": self.ports,
             "kubeconfig": str(self.kubeconfig),
         }
-        self.state_file.write_text(json.dumps(state, indent=2))
+        tmp = self.state_file.with_suffix(".tmp")  # never half a file for `down`
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.state_file)
 
 
 def stop_from_state(root: Path, timeout: float = 10.0) -> list[str]:
@@ -393,6 +506,7 @@ def stop_from_state(root: Path, timeout: float = 10.0) -> list[str]:
             continue
         if str(root).encode() not in identity:
             continue
+        os.kill(pid, signal.SIGCONT)  # a paused process would not act on SIGTERM
         os.kill(pid, signal.SIGTERM)
         end = time.monotonic() + timeout
         while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
@@ -403,6 +517,28 @@ def stop_from_state(root: Path, timeout: float = 10.0) -> list[str]:
             os.kill(pid, signal.SIGKILL)
         stopped.append(name)
     return stopped
+
+
+def _terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM (SIGCONT first: a paused process would not act on it), then SIGKILL
+    after `timeout`; reaps the process."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGCONT)
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _proc_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat: R, S, T (stopped), Z, ..."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return ""
 
 
 def _is_zombie(pid: int) -> bool:
