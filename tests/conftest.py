@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    cp = ControlPlane.in_temp_dir().start()
+    cp = ControlPlane.in_temp_dir(audit=True).start()
     yield cp
     if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
         cp.stop()
@@ -88,9 +88,11 @@ def run_operator(
     every process started is stopped after the test, and its log attached on failure."""
     started: list[OperatorProcess] = []
 
-    def start(*namespaces: str, extra_args: list[str] | None = None) -> OperatorProcess:
+    def start(
+        *namespaces: str, extra_args: list[str] | None = None, kubeconfig: Path | None = None
+    ) -> OperatorProcess:
         proc = OperatorProcess(
-            control_plane.kubeconfig,
+            kubeconfig or control_plane.kubeconfig,
             list(namespaces),
             tmp_path / f"operator-{len(started)}.log",
             extra_args=extra_args or [],

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ray_operator import constants as c
+from ray_operator.model import Plan
 from ray_operator.observed import Observed, ObservedPod, ObservedService
-from ray_operator.planner import Plan, default_builders, plan
+from ray_operator.planner import default_builders, plan
 from tests.manifests import raycluster
 
 BUILDERS = default_builders()

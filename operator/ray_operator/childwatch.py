@@ -6,9 +6,21 @@ filtered server-side by the `ray.io/cluster` label, and nothing is kept. kopf di
 job before and spent half the operator's CPU on it: full bodies decoded, copied and
 queued per object for a one-line enqueue (bench/RESULTS.md).
 
+A child wakes the cluster its `ray.io/cluster` label names, and the RayCluster that
+controls it (its ownerReference) when that is another one: a pod relabelled into
+another cluster wakes both, so the one that lost it replaces it at once. Each wake
+carries the child's controller uid, so that wakes for a deleted RayCluster (garbage
+collection deleting its children) can be dropped without a GET.
+
 One daemon thread per (resource, namespace): list once for a resourceVersion, then
 watch from it; when the version has expired (410 Gone) list again and wake every
 cluster seen, since events may have been missed meanwhile.
+
+No wait is unbounded: a watch request ends server-side after `timeout` seconds (the
+API server sends a bookmark 2 s before), and a connection silent for longer than
+`timeout + READ_SLACK` is abandoned and the watch resumes on a new one. Every answer
+from the API server is reported to `health`, which fails /healthz when a watch has
+heard nothing for longer than its bound.
 """
 
 from __future__ import annotations
@@ -21,16 +33,22 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from . import constants as c
-from .kube import KubeApi
+from .health import Health
+from .kube import METADATA_LIST, METADATA_ONLY, KubeApi
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, RayCluster name)
-METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+Wake = tuple[Key, str | None]  # the cluster to reconcile, the child's controller uid
 WATCHED = ("pods", "services")
-SERVER_TIMEOUT = 600  # seconds a watch request lasts, as kopf's were
-LIST_PAGE = 500
+DEFAULT_TIMEOUT = 30.0  # seconds one watch request lasts (server side)
+READ_SLACK = 15.0  # a live watch is never silent longer than its timeout
+
+
+def silence_bound(timeout: float) -> float:
+    """How long a watch with this server timeout may go without hearing anything
+    before it counts as stalled: two full read timeouts (one reconnect allowed)."""
+    return 2 * (timeout + READ_SLACK)
 
 
 class WatchExpired(Exception):
@@ -45,15 +63,31 @@ def cluster_key(obj: dict[str, Any]) -> Key | None:
     return (namespace, name) if namespace and name else None
 
 
-def handle_event(event: dict[str, Any]) -> tuple[str | None, Key | None]:
-    """(resourceVersion to resume from, cluster to wake) for one watch event."""
+def wakes(obj: dict[str, Any]) -> list[Wake]:
+    """The clusters a change of this child concerns: the one its label names and the
+    RayCluster that controls it, each with the child's controller uid."""
+    meta = obj.get("metadata") or {}
+    owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    uid = owner.get("uid") if owner else None
+    found: list[Wake] = []
+    if (labelled := cluster_key(obj)) is not None:
+        found.append((labelled, uid))
+    if owner and owner.get("kind") == c.KIND and meta.get("namespace"):
+        owned = (meta["namespace"], owner.get("name", ""))
+        if owned != labelled:
+            found.append((owned, uid))
+    return found
+
+
+def handle_event(event: dict[str, Any]) -> tuple[str | None, list[Wake]]:
+    """(resourceVersion to resume from, clusters to wake) for one watch event."""
     kind, obj = event.get("type"), event.get("object") or {}
     if kind == "ERROR":
         if obj.get("code") == 410:
             raise WatchExpired(obj.get("message", "resource version expired"))
         raise ApiException(status=obj.get("code"), reason=obj.get("message"))
     version = (obj.get("metadata") or {}).get("resourceVersion")
-    return version, None if kind == "BOOKMARK" else cluster_key(obj)
+    return version, [] if kind == "BOOKMARK" else wakes(obj)
 
 
 def collection_paths(namespaces: Iterable[str]) -> list[str]:
@@ -67,17 +101,22 @@ class ChildWatcher:
         self,
         api: KubeApi,
         namespaces: Iterable[str],
-        wake: Callable[[Iterable[Key]], None],
+        wake: Callable[[Iterable[Wake]], None],
         retry_seconds: float = 2.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        health: Health | None = None,
     ) -> None:
         self.api = api
         self.paths = collection_paths(namespaces)
         self.wake = wake
         self.retry_seconds = retry_seconds
+        self.timeout = timeout
+        self.health = health or Health()
         self._stop = threading.Event()
 
     def start(self) -> None:
         for path in self.paths:
+            self.health.expect(f"watch {path}", silence_bound(self.timeout))
             threading.Thread(
                 target=self._run, args=(path,), name=f"watch {path}", daemon=True
             ).start()
@@ -106,19 +145,14 @@ class ChildWatcher:
 
     def _list(self, path: str) -> str:
         """Wake every cluster with a child (paged), return the list's resourceVersion."""
-        keys: set[Key] = set()
-        token = ""
-        while True:
-            query = [("labelSelector", c.LABEL_CLUSTER), ("limit", str(LIST_PAGE))]
-            if token:
-                query.append(("continue", token))
-            page = self.api.request("GET", path, query=query, accept=METADATA_LIST)
-            keys.update(k for k in map(cluster_key, page.get("items") or []) if k)
-            token = page["metadata"].get("continue") or ""
-            if not token:
-                break
-        if keys:
-            self.wake(keys)
+        found: set[Wake] = set()
+        query = [("labelSelector", c.LABEL_CLUSTER)]
+        for page in self.api.list_pages(path, query, METADATA_LIST):
+            self.health.beat(f"watch {path}")
+            for item in page.get("items") or []:
+                found.update(wakes(item))
+        if found:
+            self.wake(found)
         return page["metadata"]["resourceVersion"]
 
     def _watch(self, path: str, version: str) -> str:
@@ -126,13 +160,16 @@ class ChildWatcher:
             ("labelSelector", c.LABEL_CLUSTER),
             ("resourceVersion", version),
             ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", str(SERVER_TIMEOUT)),
+            ("timeoutSeconds", str(round(self.timeout))),
         ]
-        for event in self.api.watch(path, query, METADATA_ONLY, SERVER_TIMEOUT + 60):
-            seen, key = handle_event(event)
+        part = f"watch {path}"
+        for event in self.api.watch(path, query, METADATA_ONLY, self.timeout + READ_SLACK):
+            self.health.beat(part)
+            seen, found = handle_event(event)
             version = seen or version
-            if key is not None:
-                self.wake((key,))
+            if found:
+                self.wake(found)
             if self._stop.is_set():
                 break
+        self.health.beat(part)  # the server ended the request: it is alive
         return version

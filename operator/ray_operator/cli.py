@@ -16,22 +16,6 @@ import sys
 from . import __version__
 
 
-def _api_client_factory():
-    from kubernetes import client, config
-
-    def make() -> client.ApiClient:
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-            config.load_incluster_config()
-            cfg = client.Configuration.get_default_copy()
-        else:
-            cfg = client.Configuration()
-            config.load_kube_config(client_configuration=cfg)
-        cfg.connection_pool_maxsize = 32
-        return client.ApiClient(cfg)
-
-    return make
-
-
 def _wait_for_crd(api_client) -> None:
     """Without kopf's cluster-wide scanning, the RayCluster CRD must exist before the
     watches start: wait for it (say so every half minute) rather than serve nothing."""
@@ -52,7 +36,9 @@ def _wait_for_crd(api_client) -> None:
             return
         except ApiException as err:
             if err.status != 404:
-                raise
+                log.warning("cannot read CRD %s yet: %s %s", CRD_NAME, err.status, err.reason)
+        except Exception as err:  # API server not reachable yet: keep waiting
+            log.warning("cannot reach the API server yet: %r", err)
         if waited % 30 == 0:
             log.warning("CRD %s not installed yet: waiting for it", CRD_NAME)
         time.sleep(2)
@@ -62,7 +48,9 @@ def _wait_for_crd(api_client) -> None:
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
+    from . import credentials, health, metrics
     from .handlers import OperatorConfig, build_registry
+    from .kube import KubeApi
     from .reconciler import ReconcilerConfig
 
     if not args.namespace and not args.all_namespaces:
@@ -73,22 +61,18 @@ def _run(args: argparse.Namespace) -> int:
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
         log_prefix=False,
     )
-    factory = _api_client_factory()
+    identity = os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}"
+    tokens = credentials.token_file()
+    factory = credentials.api_client_factory(f"ray-operator/{__version__} ({identity})", tokens)
+    timeout = (min(5.0, args.api_timeout), args.api_timeout)
+    status = health.Health()
+    # Served before leader election: a follower waiting for the Lease is alive too.
+    health.serve(status, args.liveness)
+    if args.metrics_address:
+        metrics.serve(args.metrics_address)
     if not args.all_namespaces:
         _wait_for_crd(factory())
-    config = OperatorConfig(
-        api_client_factory=factory,
-        namespaces=[] if args.all_namespaces else args.namespace,
-        workers=args.workers,
-        reconciler=ReconcilerConfig(
-            max_pods_per_cluster=args.max_pods_per_cluster,
-            api_threads=args.api_threads,
-        ),
-    )
-    if args.metrics_address:
-        from . import metrics
-
-        metrics.serve(args.metrics_address)
+    elector = None
     if args.leader_elect:
         from .leader import LeaderElector
 
@@ -99,20 +83,46 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        identity = os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}"
-        LeaderElector(factory(), namespace, args.leader_election_id, identity).acquire()
-    registry, _ = build_registry(config)
+        status.expect("leader election", 4 * args.lease_duration)
+        elector = LeaderElector(
+            KubeApi(factory(), timeout, tokens=tokens),
+            namespace,
+            args.leader_election_id,
+            identity,
+            lease_seconds=args.lease_duration,
+            renew_deadline=args.renew_deadline,
+            retry_period=args.retry_period,
+            on_progress=lambda: status.beat("leader election"),
+        )
+        elector.acquire()
+    config = OperatorConfig(
+        api_client_factory=factory,
+        namespaces=[] if args.all_namespaces else args.namespace,
+        workers=args.workers,
+        reconciler=ReconcilerConfig(
+            max_pods_per_cluster=args.max_pods_per_cluster,
+            api_threads=args.api_threads,
+        ),
+        api_timeout=timeout,
+        watch_timeout=args.watch_timeout,
+        resync_seconds=args.resync_seconds,
+        pass_timeout=args.pass_timeout,
+        health=status,
+        fence=elector.fence if elector else None,
+        tokens=tokens,
+        on_shutdown=elector.release if elector else lambda: None,
+    )
     logging.getLogger("ray_operator").info(
-        "ray-operator %s watching %s",
+        "ray-operator %s (%s) watching %s",
         __version__,
+        identity,
         "all namespaces" if args.all_namespaces else ", ".join(args.namespace),
     )
     kopf.run(
-        registry=registry,
+        registry=build_registry(config),
         standalone=True,
         clusterwide=args.all_namespaces,
         namespaces=args.namespace or [],
-        liveness_endpoint=args.liveness,
     )
     return 0
 
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--liveness",
         default="http://0.0.0.0:8081/healthz",
-        help="liveness endpoint URL to serve (default %(default)s)",
+        help="liveness endpoint URL to serve; port 0 picks a free port (default %(default)s)",
     )
     run.add_argument(
         "--metrics-address",
@@ -151,6 +161,42 @@ def main(argv: list[str] | None = None) -> int:
         "--leader-election-id",
         default="ray-operator-leader",
         help="name of the Lease (default %(default)s)",
+    )
+    run.add_argument(
+        "--lease-duration", type=float, default=15.0, help="leader Lease duration, seconds"
+    )
+    run.add_argument(
+        "--renew-deadline",
+        type=float,
+        default=10.0,
+        help="the leader stops writing when it could not renew for this long, seconds",
+    )
+    run.add_argument(
+        "--retry-period", type=float, default=2.0, help="leader election retry period, seconds"
+    )
+    run.add_argument(
+        "--api-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one API call may stay silent before it is abandoned (%(default)s)",
+    )
+    run.add_argument(
+        "--watch-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one watch request lasts; a silent watch is dropped 15 s later (%(default)s)",
+    )
+    run.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=300.0,
+        help="reconcile every RayCluster this often even without events; 0: never (%(default)s)",
+    )
+    run.add_argument(
+        "--pass-timeout",
+        type=float,
+        default=120.0,
+        help="seconds one reconcile may run before it is abandoned and retried (%(default)s)",
     )
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.add_argument("--verbose", action="store_true")

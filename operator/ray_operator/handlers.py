@@ -1,10 +1,15 @@
 """Wiring: every watch event becomes a key in the work queue. Nothing else here.
 
 - RayCluster events, through kopf (including its initial listing at start-up, so a
-  restart reconciles everything), enqueue that cluster;
+  restart reconciles everything), enqueue that cluster; a deletion only drops what
+  was kept about it;
 - Ray pod and Service events, through `childwatch` (metadata only, server-side label
-  selector), enqueue the cluster named by their `ray.io/cluster` label. The operator
-  never receives, let alone keeps, pods that are not Ray pods.
+  selector), enqueue the clusters they concern. The operator never receives, let alone
+  keeps, pods that are not Ray pods;
+- every `resync_seconds`, every RayCluster is enqueued again, so that a missed event
+  (a dropped connection, a bug, a hand edit no watch reports to the right cluster)
+  leaves a cluster wrong for one interval at most. A converged cluster costs three
+  reads and no write.
 
 Only `on.event` handlers are used: they need no state stored on the objects, so kopf
 never writes annotations or finalizers of its own.
@@ -14,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,23 +28,38 @@ import kopf
 from kubernetes import client
 
 from . import constants as c
-from .childwatch import ChildWatcher
-from .kube import KubeApi
+from . import metrics
+from .childwatch import DEFAULT_TIMEOUT as DEFAULT_WATCH_TIMEOUT
+from .childwatch import READ_SLACK, ChildWatcher, Wake
+from .credentials import TokenFile
+from .health import Health
+from .kube import DEFAULT_TIMEOUT, KubeApi
 from .reconciler import Reconciler, ReconcilerConfig
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
+LOOP_BOUND = 30.0  # seconds the event loop may go without running its heartbeat
+LOGIN_WAIT = 60.0  # after a 401, how long a new login waits for a rotated token file
+
 
 @dataclass
 class OperatorConfig:
-    api_client_factory: Any  # () -> kubernetes.client.ApiClient
+    api_client_factory: Callable[[], client.ApiClient]
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     workers: int = 4
     # The namespaces watched; none means all. With a list, kopf's scanning (which lists
     # cluster-wide namespaces, a permission a namespaced install does not grant) is
     # off: the CLI checks for the CRD instead.
     namespaces: list[str] = field(default_factory=list)
+    api_timeout: tuple[float, float] = DEFAULT_TIMEOUT  # (connect, read) per API call
+    watch_timeout: float = DEFAULT_WATCH_TIMEOUT  # one watch request, server side
+    resync_seconds: float = 300.0  # 0: no periodic resync
+    pass_timeout: float = 120.0  # one reconcile, then it is abandoned and retried
+    health: Health = field(default_factory=Health)
+    fence: Callable[[], None] | None = None  # raises when no longer the leader
+    tokens: TokenFile | None = None  # where the bearer token comes from, if a file
+    on_shutdown: Callable[[], None] = lambda: None
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -57,27 +78,29 @@ class _NoDiffBase(kopf.DiffBaseStorage):
         pass
 
 
-@dataclass
-class Runtime:
-    queue: WorkQueue | None = None
-    reconciler: Reconciler | None = None
-    task: asyncio.Task | None = None
-    watcher: ChildWatcher | None = None
-
-
-def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runtime]:
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    runtime = Runtime()
-
-    def enqueue(namespace: str | None, name: str | None) -> None:
-        if runtime.queue is not None and namespace and name:
-            runtime.queue.add((namespace, name))
+    health = config.health
+    state: dict[str, Any] = {}  # reconciler, queue, watcher, tasks: made at start-up
+    tasks: list[asyncio.Task[Any]] = []
+    logged_in: list[str] = []  # the token the last login returned
 
     # A custom registry gets none of kopf's default login handlers: name ours. The
     # official client finds in-cluster credentials or KUBECONFIG, as our own calls do.
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+        tokens = config.tokens
+        if tokens is not None and logged_in:
+            # kopf logs in again after a 401: give the kubelet (or whoever rotates the
+            # file) time to write a new token rather than retry the refused one.
+            deadline = time.monotonic() + LOGIN_WAIT
+            while tokens.current() == logged_in[0] and time.monotonic() < deadline:
+                time.sleep(1.0)
+        info = kopf.login_via_client(**kwargs)
+        if tokens is not None:
+            logged_in[:] = [tokens.current()]
+        log.info("API credentials loaded for kopf's watches")
+        return info
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -89,47 +112,112 @@ def build_registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Runti
         # per-object workers (each holding its object's last body) exit soon after.
         settings.watching.chunk_size = 500
         settings.queueing.idle_timeout = 0.5
-        settings.watching.server_timeout = 600
+        # No wait without an end: the RayCluster watch is bounded like the child
+        # watches, and so is every other request kopf makes.
+        connect, read = config.api_timeout
+        settings.watching.server_timeout = round(config.watch_timeout)  # an integer in the URL
+        settings.watching.client_timeout = config.watch_timeout + READ_SLACK
+        settings.watching.inactivity_timeout = config.watch_timeout + READ_SLACK
+        settings.watching.connect_timeout = connect
+        settings.networking.connect_timeout = connect
+        settings.networking.request_timeout = read
         # kopf logs every handler call at INFO; ours are one-line enqueues.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-        api_client: client.ApiClient = config.api_client_factory()
-        runtime.reconciler = Reconciler(KubeApi(api_client), config.reconciler)
-        runtime.queue = WorkQueue(runtime.reconciler.reconcile, concurrency=config.workers)
-        runtime.task = asyncio.create_task(runtime.queue.run(), name="ray-operator-workqueue")
-        loop, queue = asyncio.get_running_loop(), runtime.queue
 
-        def wake(keys: Iterable[tuple[str, str]]) -> None:  # called from watch threads
-            loop.call_soon_threadsafe(queue.add_all, tuple(keys))
+        def api() -> KubeApi:
+            return KubeApi(
+                config.api_client_factory(), config.api_timeout, config.fence, config.tokens
+            )
 
-        # Its own client: watch requests hold their connections for minutes.
-        runtime.watcher = ChildWatcher(
-            KubeApi(config.api_client_factory()), config.namespaces, wake
+        reconciler = Reconciler(api(), config.reconciler)
+        queue = WorkQueue(
+            reconciler.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
         )
-        runtime.watcher.start()
+        loop = asyncio.get_running_loop()
+
+        def wake_children(found: Iterable[Wake]) -> None:  # on the loop
+            queue.add_all(key for key, uid in found if not reconciler.is_gone(uid))
+
+        # Its own client: watch requests hold their connections for a while.
+        watcher = ChildWatcher(
+            api(),
+            config.namespaces,
+            lambda found: loop.call_soon_threadsafe(wake_children, tuple(found)),
+            timeout=config.watch_timeout,
+            health=health,
+        )
+        state.update(reconciler=reconciler, queue=queue, watcher=watcher)
+        _watch_health(health, queue, config.pass_timeout)
+        tasks.append(asyncio.create_task(queue.run(), name="workqueue"))
+        tasks.append(asyncio.create_task(_heartbeat(health), name="heartbeat"))
+        if config.resync_seconds > 0:
+            health.expect("resync", 2 * config.resync_seconds + 2 * read)
+            tasks.append(asyncio.create_task(_resync(reconciler, config, queue)))
+        watcher.start()
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
-        if runtime.watcher is not None:
-            runtime.watcher.stop()
-        if runtime.task is not None:
-            runtime.task.cancel()
-        if runtime.reconciler is not None:
-            runtime.reconciler.close()
+        if "watcher" in state:
+            state["watcher"].stop()
+        for task in tasks:
+            task.cancel()
+        if "reconciler" in state:
+            state["reconciler"].close()
+        config.on_shutdown()
 
     # Handlers are coroutines: kopf runs plain functions in threads, and the queue (like
     # the reconciler's own-write check) belongs to the event loop.
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
     async def raycluster_event(
-        namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
+        type: str | None, namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
     ) -> None:
-        own = runtime.reconciler is not None and runtime.reconciler.is_own_write(
-            (namespace or "", name or ""), meta.get("resourceVersion")
-        )
-        if not own:
-            enqueue(namespace, name)
+        reconciler: Reconciler | None = state.get("reconciler")
+        if reconciler is None or not namespace or not name:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            reconciler.forget(key, meta.get("uid"))
+        elif not reconciler.is_own_write(key, meta.get("resourceVersion")):
+            state["queue"].add(key)
 
-    @kopf.on.probe(id="queue", registry=registry)
-    def queue_depth(**_: Any) -> int:
-        return len(runtime.queue) if runtime.queue is not None else -1
+    return registry
 
-    return registry, runtime
+
+def _watch_health(health: Health, queue: WorkQueue, pass_timeout: float) -> None:
+    health.expect("event loop", LOOP_BOUND)
+
+    def passes() -> list[str]:
+        longest = queue.longest_running()
+        # An abandoned pass ends at pass_timeout; one still running well past it means
+        # the loop cannot even cancel it.
+        if longest > pass_timeout + LOOP_BOUND:
+            return [f"a reconcile has been running for {longest:.0f}s"]
+        return []
+
+    health.add_check(passes)
+    metrics.STALLED.set_function(lambda: 1.0 if health.problems() else 0.0)
+
+
+async def _heartbeat(health: Health) -> None:
+    while True:
+        health.beat("event loop")
+        await asyncio.sleep(1.0)
+
+
+async def _resync(reconciler: Reconciler, config: OperatorConfig, queue: WorkQueue) -> None:
+    api, scopes = reconciler.api, list[str | None](config.namespaces) or [None]
+    while True:
+        await asyncio.sleep(config.resync_seconds)
+        try:
+            keys = [
+                key
+                for scope in scopes
+                for key in await asyncio.to_thread(api.list_cluster_keys, scope)
+            ]
+        except Exception as err:  # the next round tries again; /healthz counts rounds
+            log.warning("resync: could not list RayClusters: %r", err)
+            continue
+        config.health.beat("resync")
+        metrics.RESYNCS.inc()
+        reconciler.recheck_children()
+        queue.add_all(keys)

@@ -15,14 +15,17 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from . import constants as c
+from .credentials import TokenFile
 from .observed import ObservedPod, ObservedService
 
 log = logging.getLogger(__name__)
@@ -47,9 +50,71 @@ def _clusters(namespace: str) -> str:
     return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
 
 
+class LostLeadership(RuntimeError):
+    """A write was refused because this replica no longer surely holds the Lease."""
+
+
+# The fence of the write this thread is sending, checked again by the connection right
+# before each send to the socket: a process frozen (SIGSTOP, a stalled node) after the
+# first check but before its bytes leave must not deliver them late. What is left is
+# the window between that last check and the system call: a few bytecodes.
+_sending = threading.local()
+
+
+def _check_fence() -> None:
+    fence = getattr(_sending, "fence", None)
+    if fence is not None:
+        fence()
+
+
+class _FencedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def send(self, data: Any) -> None:
+        _check_fence()
+        super().send(data)
+
+
+class _FencedHTTPConnection(urllib3.connection.HTTPConnection):
+    def send(self, data: Any) -> None:
+        _check_fence()
+        super().send(data)
+
+
+class _FencedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _FencedHTTPSConnection
+
+
+class _FencedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _FencedHTTPConnection
+
+
+# A single API call that hears nothing for this long is abandoned: a silently dropped
+# connection (a failed NAT or load balancer) would otherwise block its thread forever.
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class KubeApi:
-    def __init__(self, api_client: client.ApiClient) -> None:
+    """`fence`, if set, is called before every write but the Lease's own and raises
+    LostLeadership when this replica may no longer act (see leader.py). `tokens`, if
+    set, is re-read once when a call is answered 401."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        fence: Callable[[], None] | None = None,
+        tokens: TokenFile | None = None,
+    ) -> None:
         self.api_client = api_client
+        self.timeout = timeout
+        self.fence = fence
+        self.tokens = tokens
+        if fence is not None:
+            pools = api_client.rest_client.pool_manager
+            pools.pool_classes_by_scheme = {"http": _FencedHTTPPool, "https": _FencedHTTPSPool}
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
 
     def _send(
@@ -62,16 +127,30 @@ class KubeApi:
         accept: str = "application/json",
         timeout: tuple[float, float] | None = None,
     ) -> Any:
+        fence = self.fence if method in WRITE_METHODS and "/leases" not in path else None
+        if fence is not None:
+            fence()  # refuse early, and once more right before the bytes leave (above)
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
-        method, url, headers, body, _ = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=query or [],
-            header_params=headers, body=body, auth_settings=["BearerToken"],
-        )  # fmt: skip
-        response = self.api_client.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=timeout
-        )
+        for attempt in (1, 2):
+            # Serialised afresh each time: the auth header is read from the credentials.
+            verb, url, sent_headers, sent_body, _ = self.api_client.param_serialize(
+                method=method, resource_path=path, query_params=query or [],
+                header_params=dict(headers), body=body, auth_settings=["BearerToken"],
+            )  # fmt: skip
+            _sending.fence = fence
+            try:
+                response = self.api_client.call_api(
+                    verb, url, header_params=sent_headers, body=sent_body,
+                    _request_timeout=timeout or self.timeout,
+                )  # fmt: skip
+            finally:
+                _sending.fence = None
+            if response.status == 401 and attempt == 1 and self.tokens and self.tokens.reload():
+                response.read()
+                continue  # the token file was rotated: once more with the new token
+            break
         if not 200 <= response.status <= 299:
             data = response.read()
             raise ApiException.from_response(
@@ -88,7 +167,8 @@ class KubeApi:
         content_type: str = "application/json",
         accept: str = "application/json",
     ) -> dict[str, Any]:
-        """One API call; raises ApiException (status, reason, body) on a non-2xx."""
+        """One API call; raises ApiException (status, reason, body) on a non-2xx, and
+        urllib3's errors when the connection fails or stays silent past the timeout."""
         data = self._send(method, path, body, query, content_type, accept).read()
         return json.loads(data) if data else {}
 
@@ -96,11 +176,12 @@ class KubeApi:
         self, path: str, query: list[tuple[str, str]], accept: str, read_timeout: float
     ) -> Iterator[dict[str, Any]]:
         """The events of one watch request, decoded as they arrive (one JSON object per
-        line), until the server ends it. The connection is released when the caller
-        stops iterating."""
+        line), until the server ends it. `read_timeout` bounds the silence between two
+        reads: a dead connection raises instead of blocking. The connection is released
+        when the caller stops iterating."""
         response = self._send(
             "GET", path, query=[*query, ("watch", "true")], accept=accept,
-            timeout=(10.0, read_timeout),
+            timeout=(self.timeout[0], read_timeout),
         ).response  # fmt: skip
         try:
             pending = b""
@@ -114,6 +195,21 @@ class KubeApi:
             response.close()  # unread events must not go back to the pool
             response.release_conn()
 
+    def list_pages(
+        self, path: str, query: list[tuple[str, str]], accept: str, page_size: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        """The pages of a paged list; the last page carries the list's resourceVersion."""
+        token = ""
+        while True:
+            page = self.request(
+                "GET", path, query=[*query, ("limit", str(page_size))]
+                + ([("continue", token)] if token else []), accept=accept,
+            )  # fmt: skip
+            yield page
+            token = page["metadata"].get("continue") or ""
+            if not token:
+                return
+
     def _get_or_none(self, path: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", path)
@@ -126,6 +222,16 @@ class KubeApi:
 
     def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get_or_none(f"{_clusters(namespace)}/{quote(name)}")
+
+    def list_cluster_keys(self, namespace: str | None) -> list[tuple[str, str]]:
+        """(namespace, name) of every RayCluster in a namespace (None: everywhere),
+        metadata only and paged: what a periodic resync needs, nothing more."""
+        path = _clusters(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL}"
+        return [
+            (item["metadata"]["namespace"], item["metadata"]["name"])
+            for page in self.list_pages(path, [], METADATA_LIST)
+            for item in page.get("items") or []
+        ]
 
     def list_cluster_pods(self, namespace: str, cluster: str) -> list[ObservedPod]:
         """Every pod of one cluster, by server-side label selector (a consistent read,
@@ -160,20 +266,24 @@ class KubeApi:
                 return False
             raise
 
-    def create_if_missing(self, obj: dict[str, Any], check_first: bool = True) -> bool:
-        """Create a namespaced child (Service, ServiceAccount, Role, RoleBinding);
-        False if it already existed. Checking first with a GET keeps a resync free of
-        write requests (a create answered 409 is still a write request)."""
+    def create_or_get(
+        self, obj: dict[str, Any], check_first: bool = True
+    ) -> tuple[bool, dict[str, Any]]:
+        """Create a namespaced child (Service, ServiceAccount, Role, RoleBinding) unless
+        one of that name exists: (created, the metadata of the object now there), so
+        the caller can check whose it is. Checking first with a GET keeps a resync free
+        of write requests (a create answered 409 is still a write request)."""
         collection = CHILD_PATHS[obj["kind"]].format(ns=obj["metadata"]["namespace"])
-        if check_first and self._get_or_none(f"{collection}/{quote(obj['metadata']['name'])}"):
-            return False
+        path = f"{collection}/{quote(obj['metadata']['name'])}"
+        if check_first and (existing := self._get_or_none(path)):
+            return False, existing["metadata"]
         try:
-            self.request("POST", collection, obj)
-            return True
+            return True, self.request("POST", collection, obj)["metadata"]
         except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
+            if err.status != 409:
+                raise
+        existing = self._get_or_none(path)
+        return False, existing["metadata"] if existing else {}
 
     def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
         """Returns the RayCluster's new resourceVersion. A JSON patch replaces the whole
@@ -183,6 +293,40 @@ class KubeApi:
             [{"op": "add", "path": "/status", "value": status}], content_type=JSON_PATCH,
         )  # fmt: skip
         return patched["metadata"]["resourceVersion"]
+
+    # -- leader election (leader.py) -------------------------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"{LEASES.format(ns=namespace)}/{quote(name)}")
+
+    def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> bool:
+        """False if another replica created it first."""
+        body = {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+        }  # fmt: skip
+        try:
+            self.request("POST", LEASES.format(ns=namespace), body)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    def update_lease(self, lease: dict[str, Any], spec: dict[str, Any]) -> bool:
+        """Replace the Lease's spec; its resourceVersion makes this a compare-and-swap,
+        so False (409) when another replica wrote it since we read it."""
+        meta = lease["metadata"]
+        body = {**lease, "spec": spec}
+        try:
+            self.request(
+                "PUT", f"{LEASES.format(ns=meta['namespace'])}/{quote(meta['name'])}", body
+            )
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
 
     def remove_finalizer(self, cluster: dict[str, Any], finalizer: str) -> None:
         meta = cluster["metadata"]

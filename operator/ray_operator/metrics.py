@@ -31,6 +31,30 @@ PODS_DELETED = Counter(
 API_FAILURES = Counter(
     "ray_operator_api_failures", "API calls of a plan that failed", ["reason"], registry=REGISTRY
 )
+PASS_TIMEOUTS = Counter(
+    "ray_operator_reconcile_timeouts",
+    "Reconciles abandoned for running past --pass-timeout (retried)",
+    registry=REGISTRY,
+)
+RESYNCS = Counter(
+    "ray_operator_resyncs", "Periodic full resyncs (every RayCluster queued)", registry=REGISTRY
+)
+WRITES_FENCED = Counter(
+    "ray_operator_writes_fenced",
+    "Writes refused because this replica no longer surely held the leader Lease",
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "ray_operator_leader",
+    "1 while this replica holds the leader Lease (only with --leader-elect)",
+    registry=REGISTRY,
+)
+STALLED = Gauge(
+    "ray_operator_stalled",
+    "1 while /healthz fails: a watch, the event loop or a reconcile made no progress "
+    "within its bound",
+    registry=REGISTRY,
+)
 CLUSTERS = Gauge(
     "ray_operator_rayclusters",
     "RayClusters by status.state (empty: not ready yet)",

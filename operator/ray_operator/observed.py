@@ -3,6 +3,7 @@ pods: a 200-pod cluster costs a few hundred bytes per pod in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ class ObservedPod:
     # Why a container is not running, e.g. "autoscaler: ImagePullBackOff (...)"; only
     # the first such container, enough to tell users what to fix.
     waiting: str = ""
+    # The uid of the controlling owner. Only pods controlled by the RayCluster count as
+    # its pods: a label can be written by anyone, an ownerReference only on purpose.
+    owner_uid: str | None = None
 
     @classmethod
     def from_dict(cls, pod: dict[str, Any]) -> ObservedPod:
@@ -42,6 +46,7 @@ class ObservedPod:
             template_hash=(meta.get("annotations") or {}).get(c.ANNOTATION_TEMPLATE_HASH),
             created=meta.get("creationTimestamp") or "",
             waiting=_first_waiting(status),
+            owner_uid=controller_uid(meta),
         )
 
     @property
@@ -62,6 +67,21 @@ class ObservedPod:
         return self.phase in TERMINAL_PHASES
 
 
+def controller_uid(meta: dict[str, Any]) -> str | None:
+    """The uid in the object's controller ownerReference, if it has one."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+def choose_head(heads: Iterable[ObservedPod]) -> ObservedPod | None:
+    """The one head pod that counts when there are several (e.g. after a crash between
+    a create and its record): ready first, then the oldest, then by name. The planner
+    keeps this one and the status reports it, so the two can never disagree."""
+    return min(heads, key=lambda p: (not p.running_and_ready, p.created, p.name), default=None)
+
+
 def _first_waiting(status: dict[str, Any]) -> str:
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting")
@@ -77,6 +97,7 @@ class ObservedService:
     name: str
     cluster_ip: str | None
     ports: tuple[tuple[str, int], ...]  # (name, port)
+    owner_uid: str | None = None
 
     @classmethod
     def from_dict(cls, svc: dict[str, Any]) -> ObservedService:
@@ -85,12 +106,30 @@ class ObservedService:
             name=svc["metadata"]["name"],
             cluster_ip=spec.get("clusterIP"),
             ports=tuple((p.get("name", ""), int(p["port"])) for p in spec.get("ports") or []),
+            owner_uid=controller_uid(svc["metadata"]),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """Everything one reconcile looked at, besides the RayCluster itself."""
+    """Everything one reconcile looked at, besides the RayCluster itself: only children
+    the RayCluster controls (see `owned_by`)."""
 
     pods: tuple[ObservedPod, ...] = ()
     head_service: ObservedService | None = None
+    # A Service with the head Service's name that this cluster does not control.
+    foreign_head_service: str | None = None
+
+
+def owned_by(
+    uid: str, pods: Iterable[ObservedPod], service: ObservedService | None
+) -> tuple[Observed, list[ObservedPod]]:
+    """Split what the label selector found into the cluster's own children and
+    strangers that merely carry its labels: those are never counted, deleted or
+    reported as the cluster's own. Returns (what is owned, the foreign pods)."""
+    pods = list(pods)
+    own = tuple(p for p in pods if p.owner_uid == uid)
+    foreign = [p for p in pods if p.owner_uid != uid]
+    if service is not None and service.owner_uid != uid:
+        return Observed(own, None, foreign_head_service=service.name), foreign
+    return Observed(own, service), foreign

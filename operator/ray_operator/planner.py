@@ -19,12 +19,13 @@ the result. The rules follow the RayCluster API (reference §5):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import constants as c
 from .errors import InvalidSpecError
-from .observed import Observed, ObservedPod
+from .model import Plan, PodCreate, PodDelete, Problem
+from .observed import Observed, ObservedPod, choose_head
 from .spec import (
     GroupSpec,
     autoscaling_enabled,
@@ -40,44 +41,6 @@ REASON_SURPLUS = "ScaleDown"
 REASON_SUSPEND = "Suspend"
 REASON_OUTDATED = "TemplateChanged"
 REASON_EXTRA_HEAD = "DuplicateHead"
-
-
-@dataclass(frozen=True, slots=True)
-class PodCreate:
-    group: str  # HEAD_GROUP for the head
-    body: dict[str, Any]
-    template_path: str = "spec.headGroupSpec.template"  # where users fix a refused pod
-
-
-@dataclass(frozen=True, slots=True)
-class PodDelete:
-    name: str
-    group: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something wrong with the spec that only shows at runtime: surfaced as the
-    ReplicaFailure condition and a Warning event, never as a crash."""
-
-    reason: str
-    field: str
-    message: str
-
-
-@dataclass
-class Plan:
-    creates: list[PodCreate] = field(default_factory=list)
-    deletes: list[PodDelete] = field(default_factory=list)
-    # Children that must exist: the head Service when it is missing, and the autoscaler
-    # RBAC objects (the reconciler checks those once per cluster and process).
-    ensure: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.creates or self.deletes)
 
 
 @dataclass(frozen=True)
@@ -118,7 +81,9 @@ def plan(
     try:
         head_pod = builders.head_pod(cluster)
         service = builders.head_service(cluster)
-        if observed.head_service is None:
+        if observed.foreign_head_service:
+            result.problems.append(head_service_taken(observed.foreign_head_service))
+        elif observed.head_service is None:
             result.ensure.append(service)
         if autoscaling_enabled(cluster):
             result.ensure += builders.autoscaler_rbac(cluster)
@@ -158,6 +123,7 @@ def plan(
     for group in groups:
         pods = [p for p in alive if not p.is_head and p.group == group.name]
         _plan_group(cluster, group, pods, autoscaling, builders, result)
+        _check_replicas_range(group, result)
         _check_workers_to_delete(group, observed.pods, result)
 
     # Workers of groups that no longer exist in the spec are removed.
@@ -175,7 +141,7 @@ def _plan_head(heads: list[ObservedPod], head_pod: dict[str, Any], result: Plan)
         result.creates.append(PodCreate(c.HEAD_GROUP, head_pod))
         return
     # More than one head (e.g. created by a second operator replica): keep the best.
-    keep = min(live, key=lambda p: (not p.running_and_ready, p.created, p.name))
+    keep = choose_head(live)
     result.deletes += [
         PodDelete(p.name, c.HEAD_GROUP, REASON_EXTRA_HEAD) for p in live if p is not keep
     ]
@@ -224,6 +190,33 @@ def _plan_group(
     elif missing < 0 and not autoscaling:
         for p in _scale_down_order(remaining)[:-missing]:
             result.deletes.append(PodDelete(p.name, group.name, REASON_SURPLUS))
+
+
+def head_service_taken(name: str) -> Problem:
+    return Problem(
+        "HeadServiceConflict",
+        "metadata.name",
+        f"Service {name!r} exists but is not controlled by this RayCluster, so the "
+        "operator neither adopts nor replaces it and the cluster has no head Service: "
+        "delete that Service, or give the RayCluster another name",
+    )
+
+
+def _check_replicas_range(group: GroupSpec, result: Plan) -> None:
+    """`replicas` outside [minReplicas, maxReplicas] is clamped (as KubeRay does);
+    say so rather than let the status disagree with the spec in silence."""
+    if group.suspended or group.replicas == group.clamped_replicas:
+        return
+    bound = "maxReplicas" if group.replicas > group.max_replicas else "minReplicas"
+    result.problems.append(
+        Problem(
+            "ReplicasOutOfRange",
+            f"{group.path}.replicas",
+            f"group {group.name!r} asks for replicas {group.replicas}, outside "
+            f"[minReplicas {group.min_replicas}, maxReplicas {group.max_replicas}]: "
+            f"{group.clamped_replicas} kept; set replicas within the range or change {bound}",
+        )
+    )
 
 
 def _scale_down_order(pods: Iterable[ObservedPod]) -> list[ObservedPod]:

@@ -3,13 +3,22 @@
 The imperative shell around the pure planner and status calculation. Level-triggered:
 whatever event woke it, it reads the current RayCluster and its pods (a consistent
 read, so a restart after a crash sees every pod created before it) and converges.
+
+Only children the RayCluster controls (a controller ownerReference with its uid) are
+its children; a stranger that merely carries its labels is reported and left alone.
+The autoscaler's ServiceAccount, Role and RoleBinding are created in that order and
+each must be controlled by the RayCluster before the next is made, so the operator
+never grants the autoscaler's rights to an account it did not create.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,14 +30,23 @@ from . import constants as c
 from . import metrics
 from .builders.autoscaler import head_service_account
 from .builders.names import head_service_name
-from .kube import KubeApi, now_rfc3339
-from .observed import Observed
-from .planner import Builders, Plan, PodCreate, PodDelete, Problem, default_builders, plan
+from .events import EventRecorder, PodWrite
+from .kube import KubeApi, LostLeadership, now_rfc3339
+from .model import Failure, Plan, PodCreate, PodDelete, Problem
+from .observed import ObservedPod, controller_uid, owned_by
+from .planner import Builders, default_builders, head_service_taken, plan
 from .spec import autoscaling_enabled, managed_by_us
-from .status import Failure, compute_status, status_changed
+from .status import compute_status, status_changed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Key = tuple[str, str]
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+FORGOTTEN_UIDS = 10_000  # deleted RayClusters remembered, to drop their children's wakes
+
+# The cluster a pass works on, so that API calls it leaves running when it is
+# abandoned (pass timeout) are awaited by the next pass of the same cluster.
+_current: contextvars.ContextVar[Key | None] = contextvars.ContextVar("cluster", default=None)
 
 
 @dataclass
@@ -50,16 +68,23 @@ class Reconciler:
         self.config = config or ReconcilerConfig()
         self.builders = builders or default_builders()
         self.states: dict[str, str] = {}  # "ns/name" -> status.state, for the metrics
-        # Per cluster key, (uid, kind, name) of RBAC children known to exist: each is
-        # checked once per process, not on every reconcile.
-        self._ensured: dict[tuple[str, str], set[tuple[str | None, str, str]]] = {}
+        # Per cluster, (uid, kind, name) of children known to exist and be ours: each
+        # is checked once per process, not on every reconcile.
+        self._ensured: dict[Key, set[tuple[str, str, str]]] = {}
+        self._uids: dict[Key, str] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()  # uids of deleted clusters
+        self._strangers_reported: dict[Key, set[str]] = {}
         self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
-        # Per cluster key, the resourceVersion our last status write produced, and the
+        self._inflight: dict[Key, set[Future[Any]]] = {}
+        self.events = EventRecorder(api, self._pool)
+        # Per cluster, the resourceVersion our last status write produced, and the
         # versions of RayCluster events that arrived while a status write was in flight.
-        self._own_writes: dict[tuple[str, str], str] = {}
-        self._during_write: dict[tuple[str, str], list[str | None]] = {}
+        self._own_writes: dict[Key, str] = {}
+        self._during_write: dict[Key, list[str | None]] = {}
 
-    def is_own_write(self, key: tuple[str, str], resource_version: str | None) -> bool:
+    # -- what the watches ask ----------------------------------------------------------
+
+    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """True for the watch event of our own status write: the pass that wrote it saw
         everything the new version holds, so it needs no pass of its own (KubeRay skips
         status-only updates with a generation predicate; this is narrower). Call it on
@@ -70,25 +95,41 @@ class Reconciler:
             return True
         return resource_version is not None and self._own_writes.get(key) == resource_version
 
-    async def _write_status(self, key: tuple[str, str], status: dict[str, Any]) -> bool:
-        """Write the status; True if another writer's event arrived meanwhile."""
-        self._during_write[key] = []
-        try:
-            version = await self._call(self.api.replace_status, *key, status)
-        finally:
-            during = self._during_write.pop(key)
-        self._own_writes[key] = version
-        return any(seen != version for seen in during)
+    def is_gone(self, uid: str | None) -> bool:
+        """True if the RayCluster with this uid was deleted: its children's events
+        (garbage collection at work) need no pass."""
+        return uid is not None and uid in self._gone
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    def forget(self, key: Key, uid: str | None = None) -> None:
+        """The RayCluster is gone: drop what we kept about it."""
+        uid = uid or self._uids.get(key)
+        for kept in (self._ensured, self._uids, self._own_writes, self._strangers_reported):
+            kept.pop(key, None)
+        self.states.pop(f"{key[0]}/{key[1]}", None)
+        if uid:
+            self._gone[uid] = None
+            while len(self._gone) > FORGOTTEN_UIDS:
+                self._gone.popitem(last=False)
 
-    async def reconcile(self, key: tuple[str, str]) -> float | None:
+    def recheck_children(self) -> None:
+        """Check every child again on the next pass (the periodic resync): nothing
+        watches the autoscaler's RBAC objects, so one deleted by hand comes back only
+        through this."""
+        self._ensured.clear()
+
+    # -- the pass ----------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> float | None:
         """Returns seconds until this cluster should be looked at again, or None."""
         started = time.monotonic()
         metrics.RECONCILES.inc()
+        _current.set(key)
         try:
+            await self._settle(key)
             return await self._reconcile(*key)
+        except LostLeadership as err:  # the process is on its way out (leader.py)
+            log.warning("%s/%s: %s", *key, err)
+            return None
         except Exception:
             metrics.RECONCILE_ERRORS.inc()
             raise
@@ -96,29 +137,42 @@ class Reconciler:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
             metrics.publish_states(self.states)
 
+    async def _settle(self, key: Key) -> None:
+        """Wait for the API calls an abandoned pass of this cluster left running (each
+        has its own timeout): observing before they end could create a pod twice."""
+        leftovers = list(self._inflight.get(key) or ())
+        if leftovers:
+            await asyncio.wait([asyncio.wrap_future(f) for f in leftovers])
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        future = self._pool.submit(fn, *args)
+        key = _current.get()
+        if key is not None:
+            inflight = self._inflight.setdefault(key, set())
+            inflight.add(future)
+            future.add_done_callback(inflight.discard)
+        return await asyncio.wrap_future(future)
+
     async def _reconcile(self, namespace: str, name: str) -> float | None:
+        key = (namespace, name)
         cluster = await self._call(self.api.get_cluster, namespace, name)
         if cluster is None:
-            self.states.pop(f"{namespace}/{name}", None)
-            self._ensured.pop((namespace, name), None)
-            self._own_writes.pop((namespace, name), None)
+            self.forget(key)
             return None  # deleted: garbage collection removes the children
         if not managed_by_us(cluster):
-            log.debug(
-                "%s/%s is managed by %s: hands off",
-                namespace,
-                name,
-                cluster["spec"].get("managedBy"),
-            )
+            log.debug("%s/%s is managed by %s: hands off", *key, cluster["spec"].get("managedBy"))
             return None
         if cluster["metadata"].get("deletionTimestamp"):
             return await self._finalize(cluster)
+        uid = cluster["metadata"]["uid"]
+        self._uids[key] = uid
 
         pods, service = await asyncio.gather(
             self._call(self.api.list_cluster_pods, namespace, name),
             self._call(self.api.get_service, namespace, head_service_name(name)),
         )
-        observed = Observed(pods=tuple(pods), head_service=service)
+        observed, strangers = owned_by(uid, pods, service)
+        self._report_strangers(cluster, strangers)
         todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
         todo.problems += await self._check_head_service_account(cluster)
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
@@ -130,46 +184,89 @@ class Reconciler:
         self.states[f"{namespace}/{name}"] = status.get("state", "")
         changed_meanwhile = False
         if status_changed(previous, status):
-            changed_meanwhile = await self._write_status((namespace, name), status)
-            self._warn_on_new_problems(cluster, previous, status, todo)
+            try:
+                changed_meanwhile = await self._write_status(key, status)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                log.info("%s/%s was deleted during its reconcile", namespace, name)
+                self.forget(key, uid)
+                return None
+            self.events.new_problems(cluster, _replica_failure(previous), todo.problems)
         if more_to_create or changed_meanwhile:
             return 0.0
         return self.config.retry_after_failure if failures else None
 
+    async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
+        """Write the status; True if another writer's event arrived meanwhile."""
+        self._during_write[key] = []
+        try:
+            version = await self._call(self.api.replace_status, *key, status)
+        finally:
+            during = self._during_write.pop(key)
+        self._own_writes[key] = version
+        return any(seen != version for seen in during)
+
+    def _report_strangers(self, cluster: dict[str, Any], strangers: list[ObservedPod]) -> None:
+        """One Warning per pod (per process) that carries the cluster's labels without
+        being its child."""
+        meta = cluster["metadata"]
+        reported = self._strangers_reported.setdefault((meta["namespace"], meta["name"]), set())
+        for pod in strangers:
+            if pod.name in reported:
+                continue
+            reported.add(pod.name)
+            self.events.post(
+                cluster,
+                "Warning",
+                "ForeignPodIgnored",
+                f"pod {pod.name} carries the labels of this RayCluster but is not controlled "
+                "by it (no controller ownerReference to it): it is not counted, deleted or "
+                f"replaced; remove its {c.LABEL_CLUSTER} label or delete it",
+            )
+
+    # -- acting on the plan ------------------------------------------------------------
+
     async def _execute(self, cluster: dict[str, Any], todo: Plan) -> list[Failure]:
         failures: list[Failure] = []
-        meta = cluster["metadata"]
-        ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+        rbac_blocked = False
         for obj in todo.ensure:
-            key = (meta.get("uid"), obj["kind"], obj["metadata"]["name"])
-            if key in ensured:
-                continue
+            if obj["kind"] in RBAC_KINDS and rbac_blocked:
+                continue  # never bind to an account or role we could not vouch for
             try:
-                # The planner asks for the Service only when it saw none: no GET first.
-                check_first = obj["kind"] != "Service"
-                if await self._call(self.api.create_if_missing, obj, check_first):
-                    self._event(
-                        cluster,
-                        "Normal",
-                        f"Created{obj['kind']}",
-                        f"Created {obj['kind']} {obj['metadata']['name']}",
-                    )
-                if obj["kind"] != "Service":
-                    ensured.add(key)
+                ours = await self._ensure(cluster, obj, todo)
             except ApiException as err:
-                failures.append(
-                    self._failed(
-                        cluster, f"FailedCreate{obj['kind']}", obj["metadata"]["name"], err
-                    )
-                )
+                kind, name = obj["kind"], obj["metadata"]["name"]
+                failures.append(self._failed(cluster, f"FailedCreate{kind}", name, err))
+                ours = False
+            rbac_blocked |= not ours
         done: list[PodWrite] = []
         results = await asyncio.gather(
             *(self._delete(cluster, d, done) for d in todo.deletes),
             *(self._create(cluster, p, done) for p in todo.creates),
         )
         failures += [f for f in results if f is not None]
-        self._summarize(cluster, done)
+        self.events.pods_written(cluster, done)
         return failures
+
+    async def _ensure(self, cluster: dict[str, Any], obj: dict[str, Any], todo: Plan) -> bool:
+        """Make sure the child exists and is this cluster's; False (and a Problem) if
+        another object holds its name."""
+        meta = cluster["metadata"]
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+        if (meta["uid"], kind, name) in ensured:
+            return True
+        # The planner asks for the Service only when it saw none: no GET first.
+        created, found = await self._call(self.api.create_or_get, obj, kind != "Service")
+        if controller_uid(found) != meta["uid"]:
+            todo.problems.append(_name_taken(kind, name))
+            return False
+        if created:
+            self.events.post(cluster, "Normal", f"Created{kind}", f"Created {kind} {name}")
+        if kind != "Service":  # the head Service is observed on every pass anyway
+            ensured.add((meta["uid"], kind, name))
+        return True
 
     async def _check_head_service_account(self, cluster: dict[str, Any]) -> list[Problem]:
         """With in-tree autoscaling and a service account named in the head template,
@@ -181,7 +278,7 @@ class Reconciler:
             return []
         meta = cluster["metadata"]
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
-        key = (meta.get("uid"), "UserServiceAccount", name)
+        key = (meta["uid"], "UserServiceAccount", name)
         if key in ensured:
             return []
         try:
@@ -233,16 +330,6 @@ class Reconciler:
             done.append(PodWrite(f"Deleted{kind}", delete.group, delete.reason, delete.name))
         return None
 
-    def _summarize(self, cluster: dict[str, Any], done: list[PodWrite]) -> None:
-        """One Normal event per (reason, group, detail) and pass, not one per pod: the
-        API server pays for every event, and a 200-pod scale-up is one fact to a reader.
-        (client-go's recorder, which KubeRay uses, lets only a burst of 25 through.)"""
-        names: dict[tuple[str, str, str], list[str]] = {}
-        for write in done:
-            names.setdefault((write.reason, write.group, write.detail), []).append(write.name)
-        for (reason, group, detail), pods in names.items():
-            self._event(cluster, "Normal", reason, pod_summary(reason, group, detail, pods))
-
     def _failed(
         self, cluster: dict[str, Any], reason: str, what: str, err: ApiException
     ) -> Failure:
@@ -251,29 +338,8 @@ class Reconciler:
         log.warning(
             "%s/%s: %s", cluster["metadata"]["namespace"], cluster["metadata"]["name"], message
         )
-        self._event(cluster, "Warning", reason, message)
+        self.events.post(cluster, "Warning", reason, message)
         return Failure(reason, message)
-
-    def _event(self, cluster: dict[str, Any], type_: str, reason: str, msg: str) -> None:
-        """Best effort and off the critical path: a pass never waits for its events
-        (a new cluster's first pass is a chain of round trips; these were three)."""
-        self._pool.submit(self.api.post_event, cluster, type_, reason, msg).add_done_callback(
-            _log_failure
-        )
-
-    def _warn_on_new_problems(
-        self,
-        cluster: dict[str, Any],
-        previous: dict[str, Any],
-        status: dict[str, Any],
-        todo: Plan,
-    ) -> None:
-        """One Warning event per new spec problem (not one per resync)."""
-        old = _replica_failure(previous)
-        for problem in todo.problems:
-            text = f"{problem.field}: {problem.message}"
-            if text not in old:
-                self._event(cluster, "Warning", problem.reason, text)
 
     async def _finalize(self, cluster: dict[str, Any]) -> float | None:
         """Ray's autoscaler deletes an idle cluster (policy Delete) behind the finalizer
@@ -282,16 +348,17 @@ class Reconciler:
         if c.IDLE_TERMINATION_FINALIZER not in (meta.get("finalizers") or []):
             return None
         pods = await self._call(self.api.list_cluster_pods, meta["namespace"], meta["name"])
-        if pods:
+        observed, _ = owned_by(meta["uid"], pods, None)
+        if observed.pods:
             done: list[PodWrite] = []
             await asyncio.gather(
                 *(
                     self._delete(cluster, PodDelete(p.name, p.group, "ClusterDeleted"), done)
-                    for p in pods
+                    for p in observed.pods
                     if not p.terminating
                 )
             )
-            self._summarize(cluster, done)
+            self.events.pods_written(cluster, done)
             return 1.0
         await self._call(self.api.remove_finalizer, cluster, c.IDLE_TERMINATION_FINALIZER)
         return None
@@ -300,36 +367,17 @@ class Reconciler:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass(frozen=True, slots=True)
-class PodWrite:
-    """A pod this pass created or deleted, for the event that sums the pass up."""
-
-    reason: str  # CreatedHeadPod, DeletedWorkerPod, ...
-    group: str
-    detail: str  # why it was deleted; "" for creates
-    name: str
-
-
-MAX_NAMES_IN_EVENT = 10
-
-
-def pod_summary(reason: str, group: str, detail: str, names: list[str]) -> str:
-    """'Created 3 worker pods (group cpu): a, b, c'; 'Deleted head pod h (Failed)'."""
-    verb = "Created" if reason.startswith("Created") else "Deleted"
-    what = "head pod" if reason.endswith("HeadPod") else "worker pod"
-    context = ", ".join(x for x in (f"group {group}" if what == "worker pod" else "", detail) if x)
-    context = f" ({context})" if context else ""
-    if len(names) == 1:
-        return f"{verb} {what} {names[0]}{context}"
-    shown = ", ".join(names[:MAX_NAMES_IN_EVENT])
-    if len(names) > MAX_NAMES_IN_EVENT:
-        shown += f" and {len(names) - MAX_NAMES_IN_EVENT} more"
-    return f"{verb} {len(names)} {what}s{context}: {shown}"
-
-
-def _log_failure(future: Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("could not post an event: %r", future.exception())
+def _name_taken(kind: str, name: str) -> Problem:
+    if kind == "Service":
+        return head_service_taken(name)
+    return Problem(
+        "AutoscalerRBACConflict",
+        "metadata.name",
+        f"{kind} {name!r} already exists and is not controlled by this RayCluster, so the "
+        "operator grants the autoscaler nothing through it: give the RayCluster another "
+        "name, or set spec.headGroupSpec.template.spec.serviceAccountName to an account "
+        "you grant the autoscaler's rights yourself",
+    )
 
 
 def _replica_failure(status: dict[str, Any]) -> str:
@@ -340,8 +388,6 @@ def _replica_failure(status: dict[str, Any]) -> str:
 
 
 def _api_message(err: ApiException) -> str:
-    import json
-
     try:
         return json.loads(err.body).get("message") or err.reason
     except (TypeError, ValueError):

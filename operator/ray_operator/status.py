@@ -7,25 +7,16 @@ compare the result with the stored status and skip the write on a no-op resync.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from . import constants as c
-from .observed import Observed, ObservedPod
-from .planner import Problem
+from .model import Failure, Problem
+from .observed import Observed, ObservedPod, choose_head
 from .quantity import format_quantity, parse_quantity
 from .spec import cluster_suspended, worker_groups
 
 TPU_RESOURCE = "google.com/tpu"
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """An API call of the last plan that failed (e.g. a pod create refused by quota)."""
-
-    reason: str  # FailedCreateHeadPod, FailedCreateWorkerPod, FailedDeleteWorkerPod, ...
-    message: str
 
 
 def pod_resources(template: dict[str, Any]) -> dict[str, Decimal]:
@@ -82,7 +73,7 @@ def compute_status(
     pods = [p for p in observed.pods if not p.terminating]
     workers = [p for p in pods if not p.is_head]
     heads = [p for p in pods if p.is_head and not p.finished]
-    head = min(heads, key=lambda p: (not p.running_and_ready, p.created), default=None)
+    head = choose_head(heads)
 
     resources = {} if suspended else desired_resources(cluster)
     gpu_keys = [k for k in resources if k.endswith("gpu")]

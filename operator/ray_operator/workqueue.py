@@ -4,14 +4,19 @@ Any number of events for one cluster while it waits collapse into one reconcile;
 is never reconciled by two workers at once; an event that arrives during a reconcile
 makes the key run once more afterwards. Failed reconciles come back with exponential
 backoff. Clusters are served in arrival order, so one huge cluster cannot starve the
-others: each reconcile does a bounded amount of work and re-queues itself.
+others: each reconcile does a bounded amount of work and re-queues itself. A reconcile
+that runs past `pass_timeout` is abandoned and retried like a failed one, so one hung
+call can never hold a worker, or its cluster, forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +32,21 @@ class WorkQueue:
         concurrency: int = 4,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
+        pass_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._worker = worker
         self._concurrency = concurrency
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
-        self._active: set[Key] = set()
+        self._active: dict[Key, float] = {}  # key -> when its reconcile started
         self._dirty: set[Key] = set()
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self.processed = 0
+        self._pass_timeout = pass_timeout
+        self._clock = clock
 
     def add(self, key: Key) -> None:
         if key in self._active:
@@ -65,6 +73,11 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._queued) + len(self._active)
 
+    def longest_running(self) -> float:
+        """Seconds the oldest reconcile still running has taken (0 if none runs)."""
+        now = self._clock()
+        return max((now - started for started in self._active.values()), default=0.0)
+
     async def run(self) -> None:
         workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
         try:
@@ -75,24 +88,33 @@ class WorkQueue:
             for timer in self._timers.values():
                 timer.cancel()
 
+    def _backoff(self, key: Key) -> float:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        return min(self._backoff_max, self._backoff_base * 2 ** (failures - 1))
+
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
-            self._active.add(key)
+            self._active[key] = self._clock()
             retry: float | None = None
             try:
-                retry = await self._worker(key)
+                retry = await asyncio.wait_for(self._worker(key), self._pass_timeout)
                 self._failures.pop(key, None)
+            except TimeoutError:
+                metrics.PASS_TIMEOUTS.inc()
+                retry = self._backoff(key)
+                log.error(
+                    "reconcile of %s/%s ran past %.0fs: abandoned (retry in %.0fs)",
+                    *key, self._pass_timeout, retry,
+                )  # fmt: skip
             except asyncio.CancelledError:
                 raise
             except Exception:
-                failures = self._failures[key] = self._failures.get(key, 0) + 1
-                retry = min(self._backoff_max, self._backoff_base * 2 ** (failures - 1))
+                retry = self._backoff(key)
                 log.exception("reconcile of %s/%s failed (retry in %.0fs)", *key, retry)
             finally:
-                self._active.discard(key)
-                self.processed += 1
+                self._active.pop(key, None)
             if key in self._dirty:
                 self._dirty.discard(key)
                 self.add(key)

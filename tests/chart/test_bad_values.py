@@ -82,6 +82,10 @@ CASES = {
         ["metrics.serviceMonitor.enabled", "metrics.service.enabled"],
     ),
     "same-port-twice": ({"metrics": {"port": 8081}}, ["metrics.port", "probes.port"]),
+    "renew-deadline-not-below-lease": (
+        {"replicaCount": 2, "leaderElection": {"renewDeadlineSeconds": 15}},
+        ["retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds", "got 2, 15, 15"],
+    ),
     "existing-sa-without-name": (
         {"serviceAccount": {"create": False}},
         ["serviceAccount.name"],

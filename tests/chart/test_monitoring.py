@@ -79,9 +79,15 @@ def test_prometheus_rule_alerts_read_the_operator_metrics() -> None:
     rule = one(render_chart(values=ALL_ON, namespace="ops"), "PrometheusRule")
     (group,) = rule["spec"]["groups"]
     alerts = {r["alert"]: r for r in group["rules"]}
-    assert set(alerts) == {"RayOperatorDown", "RayOperatorReconcileErrors", "RayClusterNotReady"}
+    assert set(alerts) == {
+        "RayOperatorDown",
+        "RayOperatorStalled",
+        "RayOperatorReconcileErrors",
+        "RayClusterNotReady",
+    }
     job = 'job="release-ray-operator-metrics", namespace="ops"'
     assert alerts["RayOperatorDown"]["expr"] == f"absent(up{{{job}}} == 1)"
+    assert alerts["RayOperatorStalled"]["expr"] == f"max(ray_operator_stalled{{{job}}}) == 1"
     assert "ray_operator_reconcile_errors_total" in alerts["RayOperatorReconcileErrors"]["expr"]
     assert "[10m]" in alerts["RayOperatorReconcileErrors"]["expr"]
     not_ready = alerts["RayClusterNotReady"]
@@ -105,7 +111,9 @@ def test_prometheus_rule_alerts_are_tunable() -> None:
     }}}  # fmt: skip
     rule = one(render_chart(values=values), "PrometheusRule")
     alerts = {r.get("alert"): r for r in rule["spec"]["groups"][0]["rules"]}
-    assert set(alerts) == {"RayOperatorReconcileErrors", "RayClusterNotReady", "Custom"}
+    assert set(alerts) == {
+        "RayOperatorStalled", "RayOperatorReconcileErrors", "RayClusterNotReady", "Custom",
+    }  # fmt: skip
     assert alerts["RayClusterNotReady"]["for"] == "30m"
     assert alerts["RayClusterNotReady"]["labels"] == {"severity": "critical", "team": "ml"}
     assert alerts["RayOperatorReconcileErrors"]["expr"].endswith("[5m])) > 20")

@@ -25,7 +25,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from tests.integration.test_reconcile import Clusters
+from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
 from tests.ray_harness import (

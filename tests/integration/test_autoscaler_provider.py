@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from ray_operator import constants as c
-from tests.integration.test_reconcile import Clusters
+from tests.clusters import Clusters
 from tests.kubehelpers import service_account_client, wait_for
 from tests.manifests import raycluster, worker_group
 from tests.operator_process import OperatorProcess

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from ray_operator import constants as c
-from tests.integration.test_reconcile import Clusters
+from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -660,30 +661,114 @@ def test_namespaced_mode_leaves_other_namespaces_alone(
     custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, unwatched, c.PLURAL, "outside")
 
 
-def test_leader_election_with_two_replicas(
-    helm_cli: Helm, api_client: client.ApiClient, namespace: str, release_name: str,
-    chart_operators: ChartOperators, crd_installed,
+# -- leader election under the chart's RBAC -------------------------------------------
+
+# Short timings (same rules as the defaults 15/10/2 s) keep the test quick.
+FAST_LEASE = {"leaseDurationSeconds": 6, "renewDeadlineSeconds": 4, "retryPeriodSeconds": 1}
+
+
+class LeaseWatch:
+    """Polls the Lease and remembers every (holder, renewTime) it saw."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        self.api = client.CoordinationV1Api(api)
+        self.namespace, self.name = namespace, name
+        self.seen: list[tuple[str, Any]] = []
+
+    def read(self) -> client.V1Lease:
+        lease = self.api.read_namespaced_lease(self.name, self.namespace)
+        record = (lease.spec.holder_identity, lease.spec.renew_time)
+        if not self.seen or self.seen[-1] != record:
+            self.seen.append(record)
+        return lease
+
+    def renewals_by(self, holder: str) -> int:
+        """Renewals by `holder` seen so far (reads the Lease once more first)."""
+        self.read()
+        return sum(1 for who, _ in self.seen if who == holder)
+
+    def holder(self) -> str:
+        return self.read().spec.holder_identity
+
+
+def test_leader_election_under_the_chart_rbac(
+    helm_cli: Helm, api_client: client.ApiClient, control_plane: ControlPlane, namespace: str,
+    release_name: str, chart_operators: ChartOperators, crd_installed,
 ) -> None:  # fmt: skip
+    """Two replicas with the chart's RBAC: the leader keeps renewing (GET + PUT, the
+    verbs the chart grants); SIGKILL hands over within a lease; a leader frozen past
+    its lease (SIGSTOP) writes nothing once it wakes up, as the API server's audit log
+    shows, and exits."""
     values = {
         "crds": {"install": False},
         "replicaCount": 2,
+        "leaderElection": FAST_LEASE,
         "rayClusters": {"elected": autoscaling_cluster()},
     }
     helm_cli.install(release_name, namespace, values)
     first = chart_operators.start(release_name, namespace, pod_name="operator-a")
     second = chart_operators.start(release_name, namespace, pod_name="operator-b")
+    lease = LeaseWatch(api_client, namespace, f"{release_name}-ray-operator-leader")
 
-    def both_alive() -> None:
-        chart_operators.assert_alive(first)
-        chart_operators.assert_alive(second)
+    def alive(*procs: OperatorProcess) -> Callable[[], None]:
+        return lambda: [chart_operators.assert_alive(p) for p in procs] and None
 
-    wait_ready(api_client, namespace, "elected", both_alive)
-    lease = client.CoordinationV1Api(api_client).read_namespaced_lease(
-        f"{release_name}-ray-operator-leader", namespace
-    )
-    assert lease.spec.holder_identity in {"operator-a", "operator-b"}
-    # one head pod: the two operators did not both create pods
-    heads = [p for p in ray_pods(api_client, namespace, "elected")
-             if p.metadata.labels[c.LABEL_NODE_TYPE] == c.NODE_TYPE_HEAD]  # fmt: skip
-    assert len(heads) == 1
+    wait_ready(api_client, namespace, "elected", alive(first, second))
+    leader_name = lease.holder()
+    leader, follower = (first, second) if leader_name == "operator-a" else (second, first)
+    follower_name = "operator-b" if leader_name == "operator-a" else "operator-a"
+    # Renewal works under the chart's RBAC (it was refused before: PATCH, not granted).
+    wait_for(lambda: lease.renewals_by(leader_name) >= 10, timeout=60, interval=0.2,
+             what="ten renewals")  # fmt: skip
+    alive(leader, follower)()
+
+    # SIGKILL: the follower takes over once the record stood still for a lease.
+    leader.kill()
+    killed = time.monotonic()
+    wait_for(lambda: lease.holder() == follower_name, timeout=60, interval=0.1,
+             what="the takeover")  # fmt: skip
+    print(f"takeover after SIGKILL: {time.monotonic() - killed:.1f}s (lease 6 s)")
+
+    # SIGSTOP the new leader in the middle of a scale-up; start a third replica.
+    third = chart_operators.start(release_name, namespace, pod_name="operator-c")
+    wait_for(lambda: lease.renewals_by(follower_name) >= 2, timeout=30, what="renewing")
+    custom = client.CustomObjectsApi(api_client)
+    custom.patch_namespaced_custom_object(
+        c.GROUP, c.VERSION, namespace, c.PLURAL, "elected",
+        [{"op": "replace", "path": "/spec/workerGroupSpecs/0/maxReplicas", "value": 200},
+         {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 150}],
+        _content_type="application/json-patch+json",
+    )  # fmt: skip
+    wait_for(lambda: len(ray_pods(api_client, namespace, "elected")) > 5, interval=0.05,
+             what="the scale-up under way")  # fmt: skip
+    follower.pause()
+    paused = time.monotonic()
+    wait_for(lambda: lease.holder() == "operator-c", timeout=60, interval=0.1,
+             what="operator-c taking over from the frozen leader")  # fmt: skip
+    taken_over = lease.read().spec.acquire_time
+    print(f"takeover from a frozen leader: {time.monotonic() - paused:.1f}s")
+    wait_for(lambda: len(ray_pods(api_client, namespace, "elected")) == 151, timeout=120,
+             what="151 pods, made by the new leader")  # fmt: skip
+    follower.resume()
+    wait_for(lambda: not follower.alive(), timeout=60, what="the old leader to exit")
+    # A pass of the new leader after the old one woke: scale by one more.
+    custom.patch_namespaced_custom_object(
+        c.GROUP, c.VERSION, namespace, c.PLURAL, "elected",
+        [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 151}],
+        _content_type="application/json-patch+json",
+    )  # fmt: skip
+    wait_for(lambda: len(ray_pods(api_client, namespace, "elected")) == 152, timeout=60,
+             what="the 152nd pod")  # fmt: skip
+    wait_ready(api_client, namespace, "elected", alive(third), timeout=120)
+    pods = ray_pods(api_client, namespace, "elected")
+    assert len(pods) == 152 and not [p for p in pods if p.metadata.deletion_timestamp]
+    late = [
+        entry for entry in control_plane.audit_entries()
+        if f"({follower_name})" in entry.get("userAgent", "")
+        and entry["verb"] in {"create", "update", "patch", "delete"}
+        and entry["objectRef"].get("resource") != "leases"
+        and entry["requestReceivedTimestamp"] > taken_over.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ]  # fmt: skip
+    assert late == [], f"writes by the frozen leader after it lost the Lease: {late[:5]}"
+    assert "lost leadership" in follower.log_tail(400)
     chart_operators.assert_no_denials()

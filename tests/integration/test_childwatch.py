@@ -33,9 +33,9 @@ class Woken:
         self.keys: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, keys) -> None:
+    def __call__(self, found) -> None:  # (cluster key, controller uid) pairs
         with self.lock:
-            self.keys.extend(keys)
+            self.keys.extend(key for key, _ in found)
 
     def count(self, key: tuple[str, str]) -> int:
         with self.lock:

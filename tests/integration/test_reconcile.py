@@ -10,67 +10,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
+from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
 from tests.manifests import heterogeneous, raycluster, worker_group
-
-
-class Clusters:
-    """Small verbs over one namespace's RayClusters and pods."""
-
-    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
-        self.ns = namespace
-        self.custom = client.CustomObjectsApi(api_client)
-        self.core = client.CoreV1Api(api_client)
-
-    def create(self, body: dict) -> dict:
-        return self.custom.create_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.ns, c.PLURAL, body
-        )
-
-    def get(self, name: str) -> dict:
-        return self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
-
-    def patch(self, name: str, patch: dict | list) -> dict:
-        kind = "json-patch" if isinstance(patch, list) else "merge-patch"
-        return self.custom.patch_namespaced_custom_object(
-            c.GROUP,
-            c.VERSION,
-            self.ns,
-            c.PLURAL,
-            name,
-            patch,
-            _content_type=f"application/{kind}+json",
-        )
-
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
-
-    def pods(self, name: str, group: str | None = None, alive: bool = True) -> list[client.V1Pod]:
-        selector = f"{c.LABEL_CLUSTER}={name}"
-        if group:
-            selector += f",{c.LABEL_GROUP}={group}"
-        pods = self.core.list_namespaced_pod(self.ns, label_selector=selector).items
-        return [p for p in pods if not (alive and p.metadata.deletion_timestamp)]
-
-    def wait_state(self, name: str, state: str = c.STATE_READY, timeout: float = 90) -> dict:
-        def reached():
-            body = self.get(name)
-            return body if body.get("status", {}).get("state") == state else None
-
-        return wait_for(reached, timeout=timeout, what=f"{name} state={state}")
-
-    def wait_pods(self, name: str, count: int, group: str | None = None, timeout: float = 90):
-        def counted():
-            pods = self.pods(name, group)
-            return (pods,) if len(pods) == count else None  # a tuple: truthy even if empty
-
-        what = f"{count} pods of {name}/{group or '*'}"
-        return wait_for(counted, timeout=timeout, what=what)[0]
-
-    def events(self, name: str) -> list[client.CoreV1Event]:
-        return self.core.list_namespaced_event(
-            self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind=RayCluster"
-        ).items
 
 
 @pytest.fixture

@@ -4,13 +4,23 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from ray_operator.childwatch import WatchExpired, cluster_key, collection_paths, handle_event
+from ray_operator.childwatch import (
+    WatchExpired,
+    cluster_key,
+    collection_paths,
+    handle_event,
+    wakes,
+)
 
 
-def _meta(labels=None, namespace="ns", rv="42"):
-    return {
-        "metadata": {"name": "p", "namespace": namespace, "labels": labels, "resourceVersion": rv}
-    }
+def _meta(labels=None, namespace="ns", rv="42", owner=None):
+    meta = {"name": "p", "namespace": namespace, "labels": labels, "resourceVersion": rv}
+    if owner:
+        meta["ownerReferences"] = [
+            {"apiVersion": "ray.io/v1", "kind": "RayCluster", "name": owner, "uid": f"uid-{owner}",
+             "controller": True}
+        ]  # fmt: skip
+    return {"metadata": meta}
 
 
 def test_the_cluster_label_names_the_key():
@@ -26,12 +36,22 @@ def test_objects_without_a_cluster_wake_nothing(obj):
 
 @pytest.mark.parametrize("kind", ["ADDED", "MODIFIED", "DELETED"])
 def test_changes_wake_their_cluster_and_advance_the_version(kind):
-    event = {"type": kind, "object": _meta({c.LABEL_CLUSTER: "rc"}, rv="7")}
-    assert handle_event(event) == ("7", ("ns", "rc"))
+    event = {"type": kind, "object": _meta({c.LABEL_CLUSTER: "rc"}, rv="7", owner="rc")}
+    assert handle_event(event) == ("7", [(("ns", "rc"), "uid-rc")])
+
+
+def test_a_child_relabelled_into_another_cluster_wakes_both():
+    """The cluster that lost it must replace it now, not at the next resync."""
+    moved = _meta({c.LABEL_CLUSTER: "b"}, owner="a")
+    assert wakes(moved) == [(("ns", "b"), "uid-a"), (("ns", "a"), "uid-a")]
+
+
+def test_a_stranger_wakes_its_label_with_no_owner():
+    assert wakes(_meta({c.LABEL_CLUSTER: "rc"})) == [(("ns", "rc"), None)]
 
 
 def test_bookmarks_only_advance_the_version():
-    assert handle_event({"type": "BOOKMARK", "object": _meta(rv="99")}) == ("99", None)
+    assert handle_event({"type": "BOOKMARK", "object": _meta(rv="99")}) == ("99", [])
 
 
 def test_an_expired_version_asks_for_a_new_list():

@@ -1,6 +1,6 @@
 """The Normal events that sum up one reconcile pass (one per reason, group and detail)."""
 
-from ray_operator.reconciler import MAX_NAMES_IN_EVENT, pod_summary
+from ray_operator.events import MAX_NAMES_IN_EVENT, pod_summary
 
 
 def test_one_pod_reads_like_a_sentence():

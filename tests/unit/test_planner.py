@@ -43,7 +43,7 @@ def test_empty_cluster_gets_head_service_and_workers():
 
 def test_converged_cluster_plans_nothing():
     p = run(cluster(worker_group("cpu", 2)), head(), pod("a"), pod("b"))
-    assert p.empty and p.ensure == [] and p.problems == []
+    assert (p.creates, p.deletes, p.ensure, p.problems) == ([], [], [], [])
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,8 @@ def test_pods_of_removed_groups_are_deleted():
 def test_template_change_ignored_unless_recreate():
     body = cluster(worker_group("cpu", 1))
     current = template_hash(BUILDERS.worker_pod(body, 0))
-    assert run(body, head(), pod("a", template="stale")).empty
+    stale = run(body, head(), pod("a", template="stale"))
+    assert (stale.creates, stale.deletes) == ([], [])
     recreate = copy.deepcopy(body)
     recreate["spec"]["upgradeStrategy"] = {"type": "Recreate"}
     head_hash = template_hash(BUILDERS.head_pod(recreate))

@@ -106,7 +106,7 @@ def test_workers_to_delete_naming_the_head_is_refused():
 
 
 def test_pods_above_max_replicas_are_reported_not_deleted():
-    group = worker_group("cpu", 3, maxReplicas=1)
+    group = worker_group("cpu", 1, maxReplicas=1)
     p = run(cluster(group, **ON), head(), pod("a"), pod("b"), pod("c"))
     assert p.deletes == [] and p.creates == []
     assert reasons(p) == ["PodsAboveMaxReplicas"]
@@ -135,7 +135,7 @@ def test_max_replicas_counts_hosts():
 
 
 def test_without_autoscaling_the_surplus_is_deleted_silently():
-    group = worker_group("cpu", 3, maxReplicas=1)
+    group = worker_group("cpu", 1, maxReplicas=1)
     p = run(cluster(group), head(), pod("a"), pod("b"), pod("c"))
     assert p.problems == []
     assert len([d for d in p.deletes if d.reason == REASON_SURPLUS]) == 2
@@ -158,3 +158,17 @@ def test_problems_never_change_the_plan():
     assert [x.group for x in good_plan.creates] == [x.group for x in bad_plan.creates]
     assert good_plan.deletes == bad_plan.deletes
     assert c.HEAD_GROUP not in [x.group for x in bad_plan.creates]
+
+
+@pytest.mark.parametrize("autoscaling", [ON, {}])
+@pytest.mark.parametrize(
+    ("replicas", "bounds", "kept", "fix"),
+    [(5, {"maxReplicas": 3}, 3, "maxReplicas"), (0, {"minReplicas": 2}, 2, "minReplicas")],
+)
+def test_replicas_outside_the_range_are_clamped_and_said(autoscaling, replicas, bounds, kept, fix):
+    """KubeRay clamps in silence; the spec and the pods then disagree with no word."""
+    p = run(cluster(worker_group("cpu", replicas, **bounds), **autoscaling), head())
+    assert [x.group for x in p.creates] == ["cpu"] * kept
+    assert reasons(p) == ["ReplicasOutOfRange"]
+    assert p.problems[0].field == "spec.workerGroupSpecs[0].replicas"
+    assert f"{kept} kept" in p.problems[0].message and f"change {fix}" in p.problems[0].message

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ray_operator import constants as c
+from ray_operator.model import Failure, Problem
 from ray_operator.observed import Observed, ObservedPod, ObservedService
-from ray_operator.planner import Problem
-from ray_operator.status import Failure, compute_status, status_changed
+from ray_operator.status import compute_status, status_changed
 from tests.manifests import raycluster, worker_group
 from tests.observed_pods import head, pod
 

@@ -96,3 +96,55 @@ def test_worker_can_ask_to_come_back_later():
         return runs
 
     assert len(run(scenario())) == 2
+
+
+def test_a_pass_past_its_timeout_is_abandoned_and_retried():
+    """A hung call must not hold a worker, or its cluster, forever."""
+
+    async def scenario():
+        started = []
+        second = asyncio.Event()
+
+        async def worker(key):
+            started.append(key)
+            if len(started) == 1:
+                await asyncio.Event().wait()  # hangs: only the timeout ends it
+            second.set()
+
+        q = WorkQueue(worker, concurrency=1, backoff_base=0.01, pass_timeout=0.05)
+        q.add(("ns", "a"))
+        task = asyncio.create_task(q.run())
+        await second.wait()
+        task.cancel()
+        return started
+
+    assert run(scenario()) == [("ns", "a"), ("ns", "a")]
+
+
+def test_longest_running_reports_the_oldest_active_pass():
+    class Clock:
+        now = 100.0
+
+        def __call__(self):
+            return self.now
+
+    async def scenario():
+        clock = Clock()
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def worker(key):
+            entered.set()
+            await release.wait()
+
+        q = WorkQueue(worker, concurrency=1, clock=clock)
+        assert q.longest_running() == 0.0
+        q.add(("ns", "a"))
+        task = asyncio.create_task(q.run())
+        await entered.wait()
+        clock.now = 142.0
+        longest = q.longest_running()
+        release.set()
+        task.cancel()
+        return longest
+
+    assert run(scenario()) == 42.0

@@ -90,6 +90,11 @@ depends on them, so `helm template` fails early with a message naming the values
 {{- if and .Values.metrics.serviceMonitor.enabled (not (and .Values.metrics.enabled .Values.metrics.service.enabled)) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled: it scrapes the operator through that Service" }}
 {{- end }}
+{{- with .Values.leaderElection }}
+{{- if not (and (lt (int .retryPeriodSeconds) (int .renewDeadlineSeconds)) (lt (int .renewDeadlineSeconds) (int .leaseDurationSeconds))) }}
+{{- fail (printf "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds (got %d, %d, %d): the old leader must stop writing before another may take over" (int .retryPeriodSeconds) (int .renewDeadlineSeconds) (int .leaseDurationSeconds)) }}
+{{- end }}
+{{- end }}
 {{- if eq (int .Values.metrics.port) (int .Values.probes.port) }}
 {{- fail (printf "metrics.port and probes.port are both %d: the metrics and health endpoints need different ports" (int .Values.metrics.port)) }}
 {{- end }}

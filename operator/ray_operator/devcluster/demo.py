@@ -48,16 +48,20 @@ def _service_account(kubeconfig: Path) -> str:
 
 
 def _token_kubeconfig(cp: ControlPlane, account: str) -> Path:
-    token = _run(
-        "kubectl",
-        "create",
-        "token",
-        account,
-        "-n",
-        NAMESPACE,
-        "--duration=24h",
-        kubeconfig=cp.kubeconfig,
-    ).strip()
+    """A kubeconfig whose user reads its token from a file (`tokenFile`), kept fresh by
+    a refresher process, as the kubelet keeps a pod's projected token: the operator
+    re-reads the file, so it outlives every single token."""
+    token = cp.root / "operator.token"
+    _spawn(cp, "token-refresher", [
+        sys.executable, "-m", "ray_operator.devcluster.tokens",
+        "--kubeconfig", str(cp.kubeconfig), "--namespace", NAMESPACE,
+        "--account", account, "--file", str(token),
+    ])  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not token.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no token in {token}; see {cp.root / 'logs'}/token-refresher.log")
+        time.sleep(0.2)
     path = cp.root / "operator.kubeconfig"
     config = {
         "apiVersion": "v1",
@@ -69,7 +73,7 @@ def _token_kubeconfig(cp: ControlPlane, account: str) -> Path:
                 "cluster": {"server": cp.server, "certificate-authority": str(cp.pki.ca_cert)},
             }
         ],
-        "users": [{"name": account, "user": {"token": token}}],
+        "users": [{"name": account, "user": {"tokenFile": str(token)}}],
         "contexts": [{"name": "operator", "context": {"cluster": "local", "user": account}}],
     }
     path.write_text(yaml.safe_dump(config))
@@ -77,21 +81,13 @@ def _token_kubeconfig(cp: ControlPlane, account: str) -> Path:
     return path
 
 
-def _start_operator(cp: ControlPlane, kubeconfig: Path) -> int:
-    log = (cp.root / "logs" / "ray-operator.log").open("ab")
+def _spawn(cp: ControlPlane, name: str, args: list[str], env: dict[str, str] | None = None) -> int:
+    """A background process that outlives the demo, recorded in state.json so that
+    `make cluster-down` stops it with the control plane."""
+    log = (cp.root / "logs" / f"{name}.log").open("ab")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ray_operator.cli",
-            "run",
-            "--namespace",
-            NAMESPACE,
-            "--log-format=text",
-            "--liveness=http://127.0.0.1:0/healthz",
-            "--metrics-address=",
-        ],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        args,
+        env={**os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -99,9 +95,16 @@ def _start_operator(cp: ControlPlane, kubeconfig: Path) -> int:
     )
     state_file = cp.root / "state.json"
     state = json.loads(state_file.read_text())
-    state["pids"]["ray-operator"] = proc.pid
+    state["pids"][name] = proc.pid
     state_file.write_text(json.dumps(state, indent=2))
     return proc.pid
+
+
+def _start_operator(cp: ControlPlane, kubeconfig: Path) -> int:
+    return _spawn(cp, "ray-operator", [
+        sys.executable, "-m", "ray_operator.cli", "run", "--namespace", NAMESPACE,
+        "--log-format=text", "--liveness=http://127.0.0.1:0/healthz", "--metrics-address=",
+    ], env={"KUBECONFIG": str(kubeconfig)})  # fmt: skip
 
 
 def _wait_ready(kubeconfig: Path, operator_pid: int, log: Path, timeout: float = 180) -> None:

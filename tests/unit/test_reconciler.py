@@ -1,0 +1,165 @@
+"""The reconciler against a fake API that records every call: ownership before labels,
+the autoscaler RBAC chain, and a cluster deleted in the middle of a pass."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from ray_operator import constants as c
+from ray_operator.observed import ObservedPod, ObservedService
+from ray_operator.reconciler import Reconciler
+from tests.manifests import raycluster, worker_group
+from tests.observed_pods import pod
+
+UID = "uid-rc"
+
+
+def stored(name: str = "rc", **spec: Any) -> dict[str, Any]:
+    body = raycluster(name, worker_group("cpu", 1), **spec)
+    body["metadata"].update({"namespace": "ns", "uid": UID, "generation": 1})
+    return body
+
+
+class FakeApi:
+    """The methods of KubeApi the reconciler uses; objects live in dicts."""
+
+    def __init__(self, cluster: dict[str, Any] | None) -> None:
+        self.cluster = cluster
+        self.pods: list[ObservedPod] = []
+        self.service: ObservedService | None = None
+        self.existing: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, name) -> meta
+        self.calls: list[tuple[str, ...]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.status_gone = False
+
+    def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_cluster", name))
+        return self.cluster
+
+    def list_cluster_pods(self, namespace: str, cluster: str) -> list[ObservedPod]:
+        return list(self.pods)
+
+    def get_service(self, namespace: str, name: str) -> ObservedService | None:
+        return self.service
+
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        return ("ServiceAccount", name) in self.existing
+
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
+        self.calls.append(("create_pod", body["metadata"]["labels"][c.LABEL_GROUP]))
+        return f"pod-{len(self.calls)}"
+
+    def delete_pod(self, namespace: str, name: str) -> bool:
+        self.calls.append(("delete_pod", name))
+        return True
+
+    def create_or_get(self, obj: dict[str, Any], check_first: bool = True):
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if (kind, name) in self.existing:
+            return False, self.existing[(kind, name)]
+        self.calls.append(("create", kind, name))
+        self.existing[(kind, name)] = obj["metadata"]
+        return True, obj["metadata"]
+
+    def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
+        if self.status_gone:
+            raise ApiException(status=404, reason="Not Found")
+        self.calls.append(("replace_status", name))
+        return "2"
+
+    def post_event(self, cluster: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+
+def reconcile(api: FakeApi, reconciler: Reconciler | None = None) -> Reconciler:
+    reconciler = reconciler or Reconciler(api)  # type: ignore[arg-type]
+    asyncio.run(reconciler.reconcile(("ns", "rc")))
+    return reconciler
+
+
+def events_of(api: FakeApi, reason: str, timeout: float = 5.0) -> list[tuple[str, str, str]]:
+    """Events are posted from the thread pool: wait until one with `reason` is in."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in api.events if e[1] == reason]
+        if found:
+            return found
+        time.sleep(0.01)
+    return []
+
+
+def test_a_labelled_stranger_is_neither_counted_nor_deleted_and_is_reported_once():
+    api = FakeApi(stored())
+    head = pod("rc-head", c.HEAD_GROUP)
+    stranger = pod("impostor", "cpu")  # the labels of a cpu worker, no ownerReference
+    api.pods = [_owned(head), stranger]
+    api.service = ObservedService("rc-head-svc", "None", (), owner_uid=UID)
+    reconciler = reconcile(api)
+    assert ("create_pod", "cpu") in api.calls  # the stranger does not count as the worker
+    assert not any(call[0] == "delete_pod" for call in api.calls)
+    (warning,) = events_of(api, "ForeignPodIgnored")
+    assert "impostor" in warning[2] and warning[0] == "Warning"
+    reconcile(api, reconciler)
+    reconciler._pool.shutdown(wait=True)  # every event posted
+    assert len([e for e in api.events if e[1] == "ForeignPodIgnored"]) == 1
+
+
+def test_an_existing_service_account_of_the_cluster_name_gets_no_role_binding():
+    """A RayCluster named like an existing account (`default`) must not bind the
+    autoscaler's Role to it: every pod running as that account would get its rights."""
+    api = FakeApi(stored("default", enableInTreeAutoscaling=True))
+    api.cluster["metadata"]["name"] = "default"
+    api.existing[("ServiceAccount", "default")] = {"name": "default"}  # not owned by us
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    asyncio.run(reconciler.reconcile(("ns", "default")))
+    created = [call for call in api.calls if call[0] == "create"]
+    assert ("create", "Role", "default") not in created
+    assert ("create", "RoleBinding", "default") not in created
+    (warning,) = events_of(api, "AutoscalerRBACConflict")
+    assert "ServiceAccount 'default' already exists" in warning[2]
+    assert "serviceAccountName" in warning[2]
+
+
+def test_a_foreign_role_stops_the_chain_before_the_binding():
+    api = FakeApi(stored(enableInTreeAutoscaling=True))
+    api.existing[("Role", "rc")] = {"name": "rc", "ownerReferences": []}
+    reconcile(api)
+    created = {call[1] for call in api.calls if call[0] == "create"}
+    assert "ServiceAccount" in created and "RoleBinding" not in created
+
+
+def test_owned_rbac_children_are_created_in_order_and_checked_once():
+    api = FakeApi(stored(enableInTreeAutoscaling=True))
+    reconciler = reconcile(api)
+    kinds = [call[1] for call in api.calls if call[0] == "create"]
+    assert kinds == ["Service", "ServiceAccount", "Role", "RoleBinding"]
+    api.calls.clear()
+    api.service = ObservedService("rc-head-svc", "None", (), owner_uid=UID)
+    reconcile(api, reconciler)
+    assert [call for call in api.calls if call[0] == "create"] == []
+
+
+def test_a_cluster_deleted_before_its_status_write_ends_the_pass_quietly():
+    api = FakeApi(stored())
+    api.status_gone = True
+    reconciler = reconcile(api)  # no exception
+    assert reconciler.is_gone(UID)
+    assert "ns/rc" not in reconciler.states
+
+
+def test_a_deleted_cluster_is_forgotten_and_its_uid_remembered():
+    api = FakeApi(stored())
+    reconciler = reconcile(api)
+    api.cluster = None
+    reconcile(api, reconciler)
+    assert reconciler.is_gone(UID) and not reconciler.is_gone("another")
+    assert not reconciler.is_gone(None)
+
+
+def _owned(p: ObservedPod) -> ObservedPod:
+    return dataclasses.replace(p, owner_uid=UID)
