@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steady-seconds", type=float, help="scenario 5 window (default 300)")
     p.add_argument("--memory-pods", type=_ints, help="scenario 6 (default 1000,5000)")
     p.add_argument("--unrelated-pods", type=int, help="scenario 6 (default 10000)")
+    p.add_argument("--resync-clusters", type=int, help="scenario 8 (default 1000)")
     p.add_argument("--pods-per-node", type=int, default=250, help="kwok node size")
     p.add_argument(
         "--operator-pythonpath",
@@ -91,6 +92,8 @@ def make_config(args: argparse.Namespace) -> Config:
             steady_seconds=30.0,
             memory_ray_pods=[200, 600],
             unrelated_pods=1000,
+            resync_clusters=100,
+            resync_namespaces=2,
         )
     overrides = {
         "repeat": args.repeat,
@@ -102,6 +105,7 @@ def make_config(args: argparse.Namespace) -> Config:
         "steady_seconds": args.steady_seconds,
         "memory_ray_pods": args.memory_pods,
         "unrelated_pods": args.unrelated_pods,
+        "resync_clusters": args.resync_clusters,
     }
     for key, value in overrides.items():
         if value is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_operator import constants as c
+from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
 
 from .apimetrics import ApiCost, Snapshot
@@ -39,6 +40,9 @@ class Config:
     memory_ray_pods: list[int] = field(default_factory=lambda: [1000, 5000])
     memory_cluster_pods: int = 200  # 1 head + 199 workers per RayCluster
     unrelated_pods: int = 10_000
+    resync_clusters: int = 1000  # head-only RayClusters
+    resync_namespaces: int = 10
+    resync_interval: float = 20.0  # --resync-seconds for the measured operator
 
     def peak_pods(self, selected: list[str]) -> int:
         """Most pods alive at once: the kept clusters of big, recovery, many and scale
@@ -52,6 +56,8 @@ class Config:
         }
         ceiling = max(self.ceiling_pods, default=0) if "ceiling" in selected else 0
         together = sum(n for name, n in kept.items() if name in selected) + ceiling
+        if "resync" in selected:
+            together += self.resync_clusters
         memory = 0
         if "memory" in selected:
             memory = max(self.memory_ray_pods, default=0) + self.unrelated_pods
@@ -541,6 +547,65 @@ class Scenarios:
                      rep, at_kill, ready - killed, watch.created - n)  # fmt: skip
             self.clear([ns])
 
+    # -- 8. periodic resync --------------------------------------------------------------
+
+    def resync(self) -> None:
+        """What one periodic resync costs with N converged RayClusters (head only):
+        API requests by kind, operator CPU, and writes (must be 0). The operator runs
+        with a short --resync-seconds; each measured phase spans exactly one resync,
+        from an idle operator to idle again."""
+        cfg, s = self.cfg, "8 resync"
+        namespaces = [self._namespace(f"resync{i}") for i in range(cfg.resync_namespaces)]
+        bodies = [
+            (namespaces[i % len(namespaces)], labelled(raycluster(f"r{i:04d}"), "resync"))
+            for i in range(cfg.resync_clusters)
+        ]
+        keys = [f"{ns}/{body['metadata']['name']}" for ns, body in bodies]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda nb: self.b.create_cluster(*nb), bodies))
+        self.clusters.wait(
+            lambda: all(self.clusters.converged(k, 0) for k in keys), cfg.timeout, "all ready"
+        )
+        usual = list(self.b.operator_args)
+        self.b.operator_args = [*usual, f"--resync-seconds={cfg.resync_interval:g}"]
+        self.b.stop_operator()
+        self.b.start_operator()
+        try:
+            self._idle(quiet=3.0)
+            for rep in range(cfg.repeat):
+                self._next_resync(started=False)  # the resync in progress, if any, ends
+                self._idle(quiet=2.0)
+                p = Phase(self.b)
+                self._next_resync(started=True)
+                self._idle(quiet=2.0)
+                cost, cpu = p.end()
+                self.r.add(s, "clusters", len(keys), "RayClusters")
+                self.r.add(s, "reads (get+list) per resync", cost.operator_reads(), "requests")
+                self.r.add(s, "reads per cluster", cost.operator_reads() / len(keys),
+                           "requests")  # fmt: skip
+                self.r.add(s, "writes per resync", cost.operator_writes(), "requests",
+                           "must be 0")  # fmt: skip
+                self.r.add(s, "operator CPU per resync", cpu.get("ray-operator", -1), "s")
+                self.r.add_api(f"{s}: one resync", cost.as_json())
+                log.info("resync rep %d: %d reads, %d writes, %.2fs operator CPU", rep,
+                         cost.operator_reads(), cost.operator_writes(),
+                         cpu.get("ray-operator", -1))  # fmt: skip
+        finally:
+            self.b.operator_args = usual
+            self.b.stop_operator()
+            self.b.start_operator()
+        self.clear(namespaces)
+
+    def _next_resync(self, started: bool) -> None:
+        """Wait until the operator's resync counter moves once more."""
+        before = self.b.op_metrics().get("ray_operator_resyncs_total", 0.0)
+        wait_for(
+            lambda: self.b.op_metrics().get("ray_operator_resyncs_total", 0.0) > before,
+            timeout=self.cfg.resync_interval * 3 + 60,
+            interval=0.1,
+            what="the next resync" if started else "a resync",
+        )
+
 
 SCENARIOS: dict[str, Callable[[Scenarios], None]] = {
     "ceiling": Scenarios.ceiling,
@@ -550,4 +615,5 @@ SCENARIOS: dict[str, Callable[[Scenarios], None]] = {
     "scale": Scenarios.scale,
     "steady": Scenarios.steady,
     "memory": Scenarios.memory,
+    "resync": Scenarios.resync,
 }
