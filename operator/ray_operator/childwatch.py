@@ -34,7 +34,7 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from .health import Health
-from .kube import METADATA_LIST, METADATA_ONLY, KubeApi
+from .kube import KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class ChildWatcher:
         """Wake every cluster with a child (paged), return the list's resourceVersion."""
         found: set[Wake] = set()
         query = [("labelSelector", c.LABEL_CLUSTER)]
-        for page in self.api.list_pages(path, query, METADATA_LIST):
+        for page in self.api.list_child_metadata(path, query):
             self.health.beat(f"watch {path}")
             for item in page.get("items") or []:
                 found.update(wakes(item))
@@ -163,7 +163,7 @@ class ChildWatcher:
             ("timeoutSeconds", str(round(self.timeout))),
         ]
         part = f"watch {path}"
-        for event in self.api.watch(path, query, METADATA_ONLY, self.timeout + READ_SLACK):
+        for event in self.api.watch_child_metadata(path, query, self.timeout + READ_SLACK):
             self.health.beat(part)
             seen, found = handle_event(event)
             version = seen or version

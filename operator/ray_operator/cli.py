@@ -30,13 +30,10 @@ def _wait_for_crd(api_client) -> None:
     waited = 0.0
     while True:
         try:
-            api.request(
-                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
-            )
-            return
+            if api.crd_exists(CRD_NAME):
+                return
         except ApiException as err:
-            if err.status != 404:
-                log.warning("cannot read CRD %s yet: %s %s", CRD_NAME, err.status, err.reason)
+            log.warning("cannot read CRD %s yet: %s %s", CRD_NAME, err.status, err.reason)
         except Exception as err:  # API server not reachable yet: keep waiting
             log.warning("cannot reach the API server yet: %r", err)
         if waited % 30 == 0:

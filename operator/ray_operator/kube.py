@@ -17,7 +17,8 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import urllib3
@@ -48,6 +49,42 @@ def now_rfc3339() -> str:
 
 def _clusters(namespace: str) -> str:
     return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """An RBAC permission an API method needs; `scope` says where it is granted:
+    "namespace" (each watched namespace), "cluster" (cluster-scoped objects) or
+    "leader" (the Lease in the operator's own namespace)."""
+
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    scope: str = "namespace"
+
+
+# Method name -> what it needs. The chart's RBAC is checked against this table
+# (tests/chart/test_rbac.py, through rbac.py): no verb granted that no call uses, no call
+# without its verb.
+API_PERMISSIONS: dict[str, tuple[Needs, ...]] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def needs(*permissions: Needs) -> Callable[[F], F]:
+    def mark(method: F) -> F:
+        API_PERMISSIONS[method.__name__] = permissions
+        return method
+
+    return mark
+
+
+CLUSTERS = (c.GROUP, c.PLURAL)
+CHILD_RESOURCES = {
+    "Service": ("", "services"), "ServiceAccount": ("", "serviceaccounts"),
+    "Role": ("rbac.authorization.k8s.io", "roles"),
+    "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+}  # fmt: skip
+CHILD_NEEDS = tuple(Needs(group, res, ("get", "create")) for group, res in CHILD_RESOURCES.values())
 
 
 class LostLeadership(RuntimeError):
@@ -210,6 +247,25 @@ class KubeApi:
             if not token:
                 return
 
+    @needs(Needs("", "pods", ("list",)), Needs("", "services", ("list",)))
+    def list_child_metadata(self, path: str, query: list[tuple[str, str]]) -> Iterator[dict]:
+        """Pages of Ray pods or Services, metadata only (childwatch.py)."""
+        return self.list_pages(path, query, METADATA_LIST)
+
+    @needs(Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)))
+    def watch_child_metadata(
+        self, path: str, query: list[tuple[str, str]], read_timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of Ray pods or Services, metadata only (childwatch.py)."""
+        return self.watch(path, query, METADATA_ONLY, read_timeout)
+
+    @needs(Needs("apiextensions.k8s.io", "customresourcedefinitions", ("get",), "cluster"))
+    def crd_exists(self, name: str) -> bool:
+        return (
+            self._get_or_none(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            is not None
+        )
+
     def _get_or_none(self, path: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", path)
@@ -220,9 +276,11 @@ class KubeApi:
 
     # -- reads -------------------------------------------------------------------------
 
+    @needs(Needs(*CLUSTERS, ("get",)))
     def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get_or_none(f"{_clusters(namespace)}/{quote(name)}")
 
+    @needs(Needs(*CLUSTERS, ("list",)))
     def list_cluster_keys(self, namespace: str | None) -> list[tuple[str, str]]:
         """(namespace, name) of every RayCluster in a namespace (None: everywhere),
         metadata only and paged: what a periodic resync needs, nothing more."""
@@ -233,6 +291,7 @@ class KubeApi:
             for item in page.get("items") or []
         ]
 
+    @needs(Needs("", "pods", ("list",)))
     def list_cluster_pods(self, namespace: str, cluster: str) -> list[ObservedPod]:
         """Every pod of one cluster, by server-side label selector (a consistent read,
         so pods created just before a crash are always seen)."""
@@ -242,20 +301,24 @@ class KubeApi:
         )  # fmt: skip
         return [ObservedPod.from_dict(p) for p in listing.get("items", [])]
 
+    @needs(Needs("", "services", ("get",)))
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
         svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
         return ObservedService.from_dict(svc) if svc else None
 
+    @needs(Needs("", "serviceaccounts", ("get",)))
     def service_account_exists(self, namespace: str, name: str) -> bool:
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{quote(name)}"
         return self._get_or_none(path) is not None
 
     # -- writes ------------------------------------------------------------------------
 
+    @needs(Needs("", "pods", ("create",)))
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
         created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         return created["metadata"]["name"]
 
+    @needs(Needs("", "pods", ("delete",)))
     def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone (that is fine)."""
         try:
@@ -266,6 +329,7 @@ class KubeApi:
                 return False
             raise
 
+    @needs(*CHILD_NEEDS)
     def create_or_get(
         self, obj: dict[str, Any], check_first: bool = True
     ) -> tuple[bool, dict[str, Any]]:
@@ -285,6 +349,7 @@ class KubeApi:
         existing = self._get_or_none(path)
         return False, existing["metadata"] if existing else {}
 
+    @needs(Needs(c.GROUP, f"{c.PLURAL}/status", ("patch",)))
     def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
         """Returns the RayCluster's new resourceVersion. A JSON patch replaces the whole
         status, so fields that went away are removed (a merge patch would keep them)."""
@@ -296,9 +361,11 @@ class KubeApi:
 
     # -- leader election (leader.py) -------------------------------------------------
 
+    @needs(Needs("coordination.k8s.io", "leases", ("get",), "leader"))
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get_or_none(f"{LEASES.format(ns=namespace)}/{quote(name)}")
 
+    @needs(Needs("coordination.k8s.io", "leases", ("create",), "leader"))
     def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> bool:
         """False if another replica created it first."""
         body = {
@@ -313,6 +380,7 @@ class KubeApi:
                 return False
             raise
 
+    @needs(Needs("coordination.k8s.io", "leases", ("update",), "leader"))
     def update_lease(self, lease: dict[str, Any], spec: dict[str, Any]) -> bool:
         """Replace the Lease's spec; its resourceVersion makes this a compare-and-swap,
         so False (409) when another replica wrote it since we read it."""
@@ -328,6 +396,7 @@ class KubeApi:
                 return False
             raise
 
+    @needs(Needs(*CLUSTERS, ("patch",)))
     def remove_finalizer(self, cluster: dict[str, Any], finalizer: str) -> None:
         meta = cluster["metadata"]
         finalizers = list(meta.get("finalizers") or [])
@@ -341,6 +410,7 @@ class KubeApi:
             content_type=JSON_PATCH,
         )  # fmt: skip
 
+    @needs(Needs("", "events", ("create",)))
     def post_event(self, cluster: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the RayCluster (what `kubectl describe` shows). Failing to
         post one is logged, never raised: events are best effort."""

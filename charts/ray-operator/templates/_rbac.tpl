@@ -1,18 +1,20 @@
 {{/*
 The rules the operator needs to reconcile RayClusters in one namespace (or, in a
 ClusterRole, in all of them). Least privilege: every verb here is used, there are no
-wildcards and nothing on Secrets.
+wildcards and nothing on Secrets. Each API call of the operator declares what it needs
+(operator/ray_operator/kube.py, `@needs`); tests/chart/test_rbac.py fails when these
+rules grant more or less than that table (operator/ray_operator/rbac.py).
 */}}
 {{- define "ray-operator.rbac.reconcileRules" -}}
 - apiGroups: ["ray.io"]
   resources: ["rayclusters"]
-  # get/list/watch: the informer; patch: finalizers. delete is never called by the
+  # get: each pass; list/watch: kopf and the resync; patch: finalizers. delete is never called by the
   # operator itself: it holds it because the autoscaler Role it creates may grant
   # it, and RBAC forbids granting a permission one does not hold.
   verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["ray.io"]
   resources: ["rayclusters/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete", "patch"]
@@ -25,7 +27,7 @@ wildcards and nothing on Secrets.
   verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 - apiGroups: [""]
   # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
   resources: ["serviceaccounts"]

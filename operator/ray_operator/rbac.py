@@ -1,0 +1,39 @@
+"""What the operator's ServiceAccount must be granted, derived from the code: the
+permissions each API method declares (`kube.API_PERMISSIONS`), what kopf's RayCluster
+watch uses, and what the operator hands on to the autoscaler Roles it creates (RBAC
+forbids granting a permission one does not hold). The chart's templates are checked
+against this (tests/chart/test_rbac.py), so the two cannot drift."""
+
+from __future__ import annotations
+
+from .builders.autoscaler import autoscaler_rules
+from .kube import API_PERMISSIONS, CLUSTERS, Needs
+
+Rules = dict[tuple[str, str], set[str]]  # (apiGroup, resource) -> verbs
+
+# kopf lists and watches RayClusters, and in cluster mode scans CRDs for new APIs.
+KOPF = (
+    Needs(*CLUSTERS, ("list", "watch")),
+    Needs("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch"), "cluster"),
+)
+
+
+def delegated() -> tuple[Needs, ...]:
+    """The autoscaler Role's rules at their widest (idle termination policy Delete)."""
+    widest = {"spec": {"idleTerminationOptions": {"policy": "Delete"}}}
+    return tuple(
+        Needs(group, resource, tuple(rule["verbs"]))
+        for rule in autoscaler_rules(widest)
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    )
+
+
+def required(scope: str) -> Rules:
+    """Every verb the operator needs in `scope`: "namespace", "cluster" or "leader"."""
+    everything = [n for methods in API_PERMISSIONS.values() for n in methods]
+    rules: Rules = {}
+    for need in (*everything, *KOPF, *delegated()):
+        if need.scope == scope:
+            rules.setdefault((need.group, need.resource), set()).update(need.verbs)
+    return rules
