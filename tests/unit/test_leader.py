@@ -5,13 +5,17 @@ API server and the chart's RBAC are in tests/integration/test_faults_leader.py."
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import pytest
+from kubernetes.leaderelection.electionconfig import Config as ElectionConfig
+from kubernetes.leaderelection.leaderelection import LeaderElection
+from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
 
 from ray_operator import metrics
 from ray_operator.kube import LostLeadership
-from ray_operator.leader import LeaderElector
+from ray_operator.leader import RENEW_DEADLINE, LeaderElector
 
 
 class Clock:
@@ -167,3 +171,52 @@ def test_release_hands_the_lease_over_at_once_and_shuts_the_fence():
 def test_timings_must_keep_the_deadline_inside_the_lease():
     with pytest.raises(ValueError, match="renew deadline < lease duration"):
         LeaderElector(LeaseStore(), "ns", "l", "a", lease_seconds=10, renew_deadline=10)  # type: ignore[arg-type]
+
+
+class HungLock:
+    """A Lease lock for kubernetes.leaderelection whose renewals hang after the first,
+    as a call on a silently dropped connection does (that library sets no timeout)."""
+
+    def __init__(self) -> None:
+        self.name, self.namespace, self.identity = "lease", "ns", "a"
+        self.renewed = 0
+        self.release = threading.Event()
+        self.record = LeaderElectionRecord("a", "3", "2026-01-01 00:00:00", "2026-01-01 00:00:00")
+
+    def get(self, name: str, namespace: str):
+        return True, self.record
+
+    def create(self, name: str, namespace: str, election_record) -> bool:
+        return False
+
+    def update(self, name: str, namespace: str, updated_record) -> bool:
+        self.renewed += 1
+        if self.renewed > 1:
+            self.release.wait(30)  # hung until the test ends
+        return True
+
+
+def test_the_client_librarys_election_keeps_leading_through_a_hung_renewal():
+    """Why leader.py and not kubernetes.leaderelection: the library's renewals have no
+    timeout and nothing fences the work it started, so a renewal hung on a dead
+    connection leaves the old leader 'leading' past its whole lease, while a follower
+    may already have taken over. Ours refuses writes at its renew deadline however
+    long the renewal hangs."""
+    lock = HungLock()
+    stopped, started = threading.Event(), threading.Event()
+    config = ElectionConfig(lock, 3, 2, 1, started.set, stopped.set)
+    threading.Thread(target=LeaderElection(config).run, daemon=True).start()
+    try:
+        assert started.wait(10)
+        # Past the lease (3 s) and then some, the library still has not stopped leading.
+        assert not stopped.wait(3 + 1 + 1)
+        assert lock.renewed == 2  # the second renewal is the one that hangs
+    finally:
+        lock.release.set()
+
+    store, clock = LeaseStore(), Clock()
+    ours = elector(store, clock, "a", [])
+    assert ours.try_acquire_or_renew()
+    clock.now += RENEW_DEADLINE + 0.01  # no renewal completed since: it may be hung
+    with pytest.raises(LostLeadership):
+        ours.fence()

@@ -157,3 +157,20 @@ def test_sum_is_exact_across_units() -> None:
 def test_sum_names_the_bad_value() -> None:
     with pytest.raises(ValueError, match="'lots'"):
         sum_quantities(["1", "lots"])
+
+
+def test_why_not_the_client_librarys_quantity_module():
+    """kubernetes.utils.quantity would be one module less, but it accepts what the API
+    server refuses (a `K` suffix, a leading space), rounds big values to 28 digits, and
+    cannot write the canonical form the API server (and KubeRay's status) uses."""
+    from kubernetes.utils import quantity as library
+
+    for refused, library_reads in (("1K", 1000), (" 1", 1)):
+        assert library.parse_quantity(refused) == library_reads
+        with pytest.raises(ValueError):
+            parse_quantity(refused)
+    big = "12345678901234567890.123456789Ei"
+    assert library.parse_quantity(big) != parse_quantity(big)  # rounded to 28 digits
+    assert str(parse_quantity(big)).endswith(".071320064")  # exact
+    assert library.format_quantity(Decimal("1.5"), "") == "1.5"
+    assert format_quantity(Decimal("1.5")) == "1500m"  # as `kubectl get` shows it
