@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from . import metrics
 
@@ -23,6 +24,15 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 # A worker returns how many seconds until the key should run again (None: only on events).
 Worker = Callable[[Key], Awaitable[float | None]]
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+# (delay, callback, key) -> a cancellable timer: the event loop's call_later, or a fake
+# clock in tests.
+Schedule = Callable[[float, Callable[[Key], None], Key], Timer]
 
 
 class WorkQueue:
@@ -34,6 +44,7 @@ class WorkQueue:
         backoff_max: float = 300.0,
         pass_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        schedule: Schedule | None = None,
     ) -> None:
         self._worker = worker
         self._concurrency = concurrency
@@ -42,11 +53,12 @@ class WorkQueue:
         self._active: dict[Key, float] = {}  # key -> when its reconcile started
         self._dirty: set[Key] = set()
         self._failures: dict[Key, int] = {}
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._timers: dict[Key, Timer] = {}
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._pass_timeout = pass_timeout
         self._clock = clock
+        self._schedule = schedule
 
     def add(self, key: Key) -> None:
         if key in self._active:
@@ -63,8 +75,8 @@ class WorkQueue:
         """Run `key` after `delay` seconds (an earlier timer for it wins)."""
         if key in self._timers:
             return
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(delay, self._fire, key)
+        schedule = self._schedule or asyncio.get_running_loop().call_later
+        self._timers[key] = schedule(delay, self._fire, key)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -72,6 +84,11 @@ class WorkQueue:
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._active)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, running or waiting on a timer."""
+        return not (self._queued or self._active or self._timers)
 
     def longest_running(self) -> float:
         """Seconds the oldest reconcile still running has taken (0 if none runs)."""

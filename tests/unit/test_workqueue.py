@@ -12,6 +12,38 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, timeout=10))
 
 
+class FakeTimers:
+    """The queue's timers on a fake clock: recorded, fired by the test."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, object, tuple[str, str]]] = []
+        self.delays: list[float] = []
+
+    def __call__(self, delay, callback, key):
+        self.delays.append(delay)
+        self.pending.append((delay, callback, key))
+        return self
+
+    def cancel(self) -> None:
+        self.pending.clear()
+
+    def fire_all(self) -> None:
+        due, self.pending = self.pending, []
+        for _, callback, key in due:
+            callback(key)
+
+
+async def until_idle(q: WorkQueue) -> None:
+    """Yield to the loop (no wall-clock wait) until the queue has nothing to do."""
+    while not q.idle:
+        await asyncio.sleep(0)
+
+
+async def until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0)
+
+
 def test_events_for_a_waiting_key_collapse_into_one_run():
     async def scenario():
         seen: list = []
@@ -24,7 +56,7 @@ def test_events_for_a_waiting_key_collapse_into_one_run():
             q.add(("ns", "a"))
         q.add(("ns", "b"))
         task = asyncio.create_task(q.run())
-        await asyncio.sleep(0.05)
+        await until_idle(q)
         task.cancel()
         return seen
 
@@ -34,22 +66,24 @@ def test_events_for_a_waiting_key_collapse_into_one_run():
 def test_a_key_never_runs_twice_at_once_and_reruns_after_a_mid_flight_event():
     async def scenario():
         running, overlaps, runs = set(), [], []
+        proceed = asyncio.Event()
 
         async def worker(key):
             if key in running:
                 overlaps.append(key)
             running.add(key)
             runs.append(key)
-            if len(runs) == 1:
-                q.add(key)  # an event while reconciling
-                q.add(key)
-            await asyncio.sleep(0.02)
+            await proceed.wait()  # "working" until the test has sent its events
             running.discard(key)
 
         q = WorkQueue(worker, concurrency=4)
         q.add(("ns", "a"))
         task = asyncio.create_task(q.run())
-        await asyncio.sleep(0.2)
+        await until(lambda: runs)
+        q.add(("ns", "a"))  # two events while reconciling
+        q.add(("ns", "a"))
+        proceed.set()
+        await until_idle(q)
         task.cancel()
         return overlaps, runs
 
@@ -60,42 +94,50 @@ def test_a_key_never_runs_twice_at_once_and_reruns_after_a_mid_flight_event():
 
 def test_failures_retry_with_growing_backoff_then_stop_after_success():
     async def scenario():
-        times: list[float] = []
-        loop = asyncio.get_running_loop()
+        runs = 0
+        timers = FakeTimers()
 
         async def worker(key):
-            times.append(loop.time())
-            if len(times) < 3:
+            nonlocal runs
+            runs += 1
+            if runs < 3:
                 raise RuntimeError("API server hiccup")
 
-        q = WorkQueue(worker, concurrency=1, backoff_base=0.05)
+        q = WorkQueue(worker, concurrency=1, backoff_base=0.05, schedule=timers)
         q.add(("ns", "a"))
         task = asyncio.create_task(q.run())
-        await asyncio.sleep(0.5)
+        for _ in range(2):
+            await until(lambda: timers.pending)  # a failure schedules the retry
+            timers.fire_all()
+        await until_idle(q)
         task.cancel()
-        return times
+        return runs, timers.delays
 
-    times = run(scenario())
-    assert len(times) == 3
-    assert times[2] - times[1] > times[1] - times[0] >= 0.04
+    runs, delays = run(scenario())
+    assert runs == 3
+    assert delays == [0.05, 0.1]  # doubling; nothing scheduled after the success
 
 
 def test_worker_can_ask_to_come_back_later():
     async def scenario():
         runs = []
+        timers = FakeTimers()
 
         async def worker(key):
             runs.append(key)
             return 0.05 if len(runs) == 1 else None
 
-        q = WorkQueue(worker)
+        q = WorkQueue(worker, schedule=timers)
         q.add(("ns", "a"))
         task = asyncio.create_task(q.run())
-        await asyncio.sleep(0.3)
+        await until(lambda: timers.pending)
+        timers.fire_all()
+        await until_idle(q)
         task.cancel()
-        return runs
+        return runs, timers.delays
 
-    assert len(run(scenario())) == 2
+    runs, delays = run(scenario())
+    assert len(runs) == 2 and delays == [0.05]
 
 
 def test_a_pass_past_its_timeout_is_abandoned_and_retried():
