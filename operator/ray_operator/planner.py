@@ -1,7 +1,7 @@
 """The planner: RayCluster spec + observed children -> what to create and delete.
 
 Pure: no I/O, no clock. The reconciler executes the plan; the status module describes
-the result. The rules follow the RayCluster API (reference §5):
+the result. The rules follow the RayCluster API (docs/behaviour.md, Reconciliation):
 
 - a missing head pod is created; Failed/Succeeded pods are deleted and replaced;
 - per group, pods named in `scaleStrategy.workersToDelete` are deleted (the list itself

@@ -216,7 +216,7 @@ def test_v2_waits_for_the_operator_and_the_operator_deletes_only_listed_pods(
         assert victim not in _names(_running(clusters, name, "small", 3))
 
 
-# The calls Ray's autoscaler makes (autoscaler-protocol.md), and ones it must not get.
+# The calls Ray's autoscaler makes (docs/autoscaler-protocol.md), and ones it must not get.
 ALLOWED = [
     ("get", "", "pods", ""),
     ("list", "", "pods", ""),

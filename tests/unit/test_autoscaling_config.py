@@ -223,7 +223,8 @@ def test_ray_plans_with_the_resources_our_pods_advertise() -> None:
         planned = {k: v for k, v in planned.items() if not k.startswith("TPU-")}
         advertised = _advertised(pod)
         if name == "requests-only":
-            # Known upstream difference (reference §4): `ray start --memory` comes from
+            # Known upstream difference (docs/behaviour.md, Pods and Services): `ray start
+            # --memory` comes from
             # the memory *limit* only, while Ray's autoscaler also reads the request.
             # Without a limit the Ray node reports the machine's memory, which is more
             # than planned, so scaling decisions stay safe.

@@ -1,4 +1,4 @@
-"""The autoscaler sidecar and its RBAC (reference §6)."""
+"""The autoscaler sidecar and its RBAC (docs/behaviour.md, Autoscaling)."""
 
 from __future__ import annotations
 

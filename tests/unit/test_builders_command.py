@@ -1,4 +1,5 @@
-"""Every rayStartParams rule of reference §4, and the container command around it."""
+"""Every rayStartParams rule (docs/behaviour.md, Pods and Services), and the container
+command around it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Head and worker pods (reference §4), names, labels and the template hash."""
+"""Head and worker pods (docs/behaviour.md, Pods and Services), names, labels and the
+template hash."""
 
 from __future__ import annotations
 

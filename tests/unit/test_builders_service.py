@@ -1,4 +1,5 @@
-"""The head Service (reference §4) and the merge of `headGroupSpec.headService`."""
+"""The head Service (docs/behaviour.md, Pods and Services) and the merge of
+`headGroupSpec.headService`."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def test_names_scope_and_subresources(crd: dict[str, Any], version: dict[str, An
 
 
 def test_printer_columns_match_the_reference(version: dict[str, Any]) -> None:
-    # name, JSONPath, priority: as listed in raycluster-api.md section 1
+    # name, JSONPath, priority: as docs/behaviour.md, Resource, lists them
     reference = [
         ("desired workers", ".status.desiredWorkerReplicas", 0),
         ("available workers", ".status.availableWorkerReplicas", 0),

@@ -1,4 +1,5 @@
-"""The planner, exhaustively: spec + observed pods -> creates and deletes (reference §5).
+"""The planner, exhaustively: spec + observed pods -> creates and deletes
+(docs/behaviour.md, Reconciliation).
 Uses the real builders: they are pure, so nothing here needs a cluster."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The status calculation (reference §3), from observed pods; no cluster needed."""
+"""The status calculation (docs/behaviour.md, Status), from observed pods; no cluster needed."""
 
 from __future__ import annotations
 

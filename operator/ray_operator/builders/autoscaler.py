@@ -1,5 +1,5 @@
-"""In-tree autoscaling (reference §6): the `autoscaler` sidecar of the head pod, and the
-ServiceAccount, Role and RoleBinding it runs as.
+"""In-tree autoscaling (docs/behaviour.md, Autoscaling): the `autoscaler` sidecar of the
+head pod, and the ServiceAccount, Role and RoleBinding it runs as.
 
 The sidecar runs `ray kuberay-autoscaler`, which reads everything else it needs from
 the RayCluster itself on every cycle (Ray's `AutoscalingConfigProducer` in
@@ -76,7 +76,7 @@ def autoscaler_service_account_name(cluster: g.Body) -> str:
 
 
 def autoscaler_rules(cluster: g.Body) -> list[dict[str, Any]]:
-    """What Ray's autoscaler calls (autoscaler-protocol.md); `delete` on rayclusters only
+    """What Ray's autoscaler calls (docs/autoscaler-protocol.md); `delete` on rayclusters only
     under the idle-termination `Delete` policy, where it deletes its own cluster."""
     policy = (g.spec(cluster).get("idleTerminationOptions") or {}).get("policy")
     raycluster_verbs = ["get", "patch"] + (["delete"] if policy == "Delete" else [])

@@ -1,6 +1,6 @@
 """The `ray start` command of a head or worker pod, from its group's `rayStartParams`.
 
-Rules (reference §4, with the choices this project made where it was silent):
+Rules (docs/behaviour.md, Pods and Services, with the choices this project made):
 
 - User params are validated: keys must be flag names (no leading dashes, no `=`),
   values one line; `num-cpus`, `num-gpus`, `memory` and `object-store-memory` must be

@@ -66,8 +66,8 @@ def from_option(name: str, option: Mapping[str, Any]) -> dict[str, Any]:
 def ray_container_env(
     cluster: g.Body, group: g.NodeGroup, ray_start_command: str, fqdn: str
 ) -> list[dict[str, Any]]:
-    """The variables injected into the Ray container (reference §4), plus autoscaler
-    v2's switch and GCS fault tolerance's settings."""
+    """The variables injected into the Ray container (docs/behaviour.md, Pods and
+    Services), plus autoscaler v2's switch and GCS fault tolerance's settings."""
     port = str(g.gcs_port(cluster))
     entries = [
         value(RAY_CLUSTER_NAME, g.cluster_name(cluster)),

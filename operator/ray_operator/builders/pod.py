@@ -1,4 +1,5 @@
-"""Head and worker pods (reference §4 and §6), as JSON-shaped dicts ready to POST.
+"""Head and worker pods, as JSON-shaped dicts ready to POST (docs/behaviour.md, Pods and
+Services; Autoscaling).
 
 `build_head_pod(cluster)` and `build_worker_pod(cluster, group_index)` (the index into
 `spec.workerGroupSpecs`, the order the autoscaler patches by) start from a deep copy of

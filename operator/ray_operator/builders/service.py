@@ -1,4 +1,4 @@
-"""The head Service `<cluster>-head-svc` (reference §4).
+"""The head Service `<cluster>-head-svc` (docs/behaviour.md, Pods and Services).
 
 Generated: labels (cluster, node type head, identifier, app name, created-by), the
 owner reference, annotations from `spec.headServiceAnnotations`, the selector
