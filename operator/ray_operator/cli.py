@@ -16,27 +16,36 @@ import sys
 from . import __version__
 
 
-def _wait_for_crd(api_client) -> None:
+def _wait_for_crd(api_client, namespaces: list[str]) -> None:
     """Without kopf's cluster-wide scanning, the RayCluster CRD must exist before the
-    watches start: wait for it (say so every half minute) rather than serve nothing."""
+    watches start: wait for it (say so every half minute) rather than serve nothing.
+
+    The CRD is read when RBAC allows it; a namespaced install may hold no cluster-scoped
+    permission at all, and then a 403 on the CRD makes the wait list RayClusters in the
+    first watched namespace instead (a Role allows that; 404 means no CRD yet)."""
     import time
 
     from kubernetes.client.rest import ApiException
 
-    from .constants import CRD_NAME
+    from .constants import CRD_NAME, GROUP, PLURAL, VERSION
     from .kube import KubeApi
 
     api, log = KubeApi(api_client), logging.getLogger("ray_operator")
+    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
+    list_path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespaces[0]}/{PLURAL}"
+    path = crd_path
     waited = 0.0
     while True:
         try:
-            api.request(
-                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
-            )
+            api.request("GET", path, query=[("limit", "1")] if path == list_path else None)
             return
         except ApiException as err:
+            if err.status == 403 and path == crd_path:
+                log.info("may not read CRD %s: probing %s instead", CRD_NAME, list_path)
+                path = list_path
+                continue
             if err.status != 404:
-                log.warning("cannot read CRD %s yet: %s %s", CRD_NAME, err.status, err.reason)
+                log.warning("cannot read %s yet: %s %s", path, err.status, err.reason)
         except Exception as err:  # API server not reachable yet: keep waiting
             log.warning("cannot reach the API server yet: %r", err)
         if waited % 30 == 0:
@@ -71,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_address:
         metrics.serve(args.metrics_address)
     if not args.all_namespaces:
-        _wait_for_crd(factory())
+        _wait_for_crd(factory(), args.namespace)
     elector = None
     if args.leader_elect:
         from .leader import LeaderElector
