@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ray_operator import constants as c
-from tests.chart.render import CHART, by_kind, one, render_chart
+from tests.chart.render import CHART, HelmError, by_kind, one, render_chart
 
 EXAMPLE = CHART / "examples" / "heterogeneous-values.yaml"
 
@@ -186,12 +188,23 @@ def test_autoscaling_on() -> None:
             "upscalingMode": "Conservative", "idleTimeoutSeconds": 30, "version": "v2",
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
         }},
-        "workerGroups": {"cpu": {"replicas": 0, "minReplicas": 0, "maxReplicas": 5}},
+        "workerGroups": {"cpu": {"minReplicas": 1, "maxReplicas": 5}},
     }}}  # fmt: skip
     spec = clusters(values)["auto"]["spec"]
     assert spec["enableInTreeAutoscaling"] is True
     assert spec["autoscalerOptions"] == values["rayClusters"]["auto"]["autoscaling"]["options"]
     assert groups({"spec": spec})["cpu"]["maxReplicas"] == 5
+    # the autoscaler owns replicas: left out, so no upgrade resets it
+    assert "replicas" not in groups({"spec": spec})["cpu"]
+
+
+def test_replicas_of_an_autoscaled_group_is_refused() -> None:
+    values = {"rayClusters": {"auto": {"autoscaling": {"enabled": True},
+              "workerGroups": {"cpu": {"replicas": 2, "minReplicas": 1}}}}}  # fmt: skip
+    with pytest.raises(
+        HelmError, match=r"rayClusters\.auto\.workerGroups\.cpu\.replicas: with autoscaling"
+    ):
+        clusters(values)
 
 
 def test_autoscaling_off_drops_the_options() -> None:

@@ -81,8 +81,7 @@ def autoscaling_cluster(namespace: str | None = None) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "head": {"resources": SMALL},
         "autoscaling": {"enabled": True, "options": {"idleTimeoutSeconds": 60}},
-        "workerGroups": {"cpu": {"replicas": 1, "minReplicas": 1, "maxReplicas": 3,
-                                 "resources": SMALL}},
+        "workerGroups": {"cpu": {"minReplicas": 1, "maxReplicas": 3, "resources": SMALL}},
     }  # fmt: skip
     if namespace:
         cluster["namespace"] = namespace
@@ -374,7 +373,7 @@ MATRIX = {
                     "upscalingMode": "Aggressive", "version": "v2", "idleTimeoutSeconds": 5,
                     "image": "rayproject/ray:2.50.0", "imagePullPolicy": "Always",
                     "resources": SMALL, "env": [{"name": "B", "value": "2"}]}},
-                "workerGroups": {"w": {"replicas": 1, "numOfHosts": 2, "suspend": False,
+                "workerGroups": {"w": {"minReplicas": 1, "numOfHosts": 2, "suspend": False,
                                        "idleTimeoutSeconds": 30, "maxReplicas": 2147483647}},
                 "extraSpec": {"managedBy": c.MANAGED_BY_US},
             },

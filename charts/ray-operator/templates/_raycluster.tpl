@@ -224,6 +224,9 @@ spec:
   {{- if and (hasKey $g "minReplicas") (hasKey $g "maxReplicas") (gt (int64 $g.minReplicas) (int64 $g.maxReplicas)) }}
   {{- fail (printf "%s: minReplicas (%d) must not be greater than maxReplicas (%d)" $gw (int64 $g.minReplicas) (int64 $g.maxReplicas)) }}
   {{- end }}
+  {{- if and $autoscaling.enabled (hasKey $g "replicas") }}
+  {{- fail (printf "%s.replicas: with autoscaling.enabled, Ray's autoscaler owns replicas and the chart leaves it out, so that helm upgrade never resets the count the autoscaler chose; the group starts at minReplicas: set minReplicas instead" $gw) }}
+  {{- end }}
     - groupName: {{ $groupName }}
       {{- range $key := list "replicas" "minReplicas" "maxReplicas" "numOfHosts" "idleTimeoutSeconds" }}
       {{- if hasKey $g $key }}
