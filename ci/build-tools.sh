@@ -110,6 +110,31 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@$2"
 }
 
+# Helm 4 derives the Kubernetes version it reports from the client-go version it was
+# built with (1.37 for v4.3), with no variable to set: the build copies the module and
+# replaces that one function, so `helm4` reports the pinned Kubernetes version like
+# `helm` does. The binary is `helm4`, next to Helm 3's `helm`.
+build_helm4() {
+  local dest=$1 version=$2 minor
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  go mod download "helm.sh/helm/v4@$version"
+  cp -r "$(go env GOMODCACHE)/helm.sh/helm/v4@$version" helm
+  chmod -R u+w helm
+  cat > helm/internal/version/clientgo.go <<'SRC'
+package version
+
+// K8sIOClientGoModVersion reports the client-go version matching the Kubernetes
+// version set at link time (ray-operator tool build), instead of the one linked in.
+func K8sIOClientGoModVersion() (string, error) { return k8sClientGoVersion, nil }
+
+var k8sClientGoVersion = "v0.0.0"
+SRC
+  (cd helm && go build -trimpath -ldflags "-s -w \
+    -X helm.sh/helm/v4/internal/version.version=$version \
+    -X helm.sh/helm/v4/internal/version.k8sClientGoVersion=v0.$minor.0" \
+    -o "$dest/bin/helm4" ./cmd/helm)
+}
+
 # ct reads etc/chart_schema.yaml and etc/lintconf.yaml; ship them from the module zip.
 # `go install ct@version` asks the proxy for the module's version list (refused here),
 # so build through a wrapper module instead.
@@ -130,5 +155,6 @@ build_once kubernetes "$KUBERNETES_VERSION" build_kubernetes
 build_once etcd "$ETCD_VERSION" build_etcd
 build_once kwok "$KWOK_VERSION" build_kwok
 build_once helm "$HELM_VERSION" build_helm
+build_once helm4 "$HELM4_VERSION" build_helm4
 build_once ct "$CT_VERSION" build_ct
 echo "$bin"

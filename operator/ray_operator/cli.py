@@ -16,9 +16,13 @@ import sys
 from . import __version__
 
 
-def _wait_for_crd(api_client) -> None:
+def _wait_for_crd(api_client, namespaces: list[str]) -> None:
     """Without kopf's cluster-wide scanning, the RayCluster CRD must exist before the
-    watches start: wait for it (say so every half minute) rather than serve nothing."""
+    watches start: wait for it (say so every half minute) rather than serve nothing.
+
+    The CRD is read when RBAC allows it; a namespaced install may hold no cluster-scoped
+    permission at all, and then a 403 on the CRD makes the wait list RayClusters in the
+    first watched namespace instead (a Role allows that; 404 means no CRD yet)."""
     import time
 
     from kubernetes.client.rest import ApiException
@@ -27,13 +31,24 @@ def _wait_for_crd(api_client) -> None:
     from .kube import KubeApi
 
     api, log = KubeApi(api_client), logging.getLogger("ray_operator")
+    read_crd = True
     waited = 0.0
     while True:
         try:
-            if api.crd_exists(CRD_NAME):
+            if read_crd:
+                if api.crd_exists(CRD_NAME):
+                    return
+            else:
+                api.list_cluster_keys(namespaces[0])  # 404 while there is no CRD
                 return
         except ApiException as err:
-            log.warning("cannot read CRD %s yet: %s %s", CRD_NAME, err.status, err.reason)
+            if err.status == 403 and read_crd:
+                log.info("may not read CRD %s: listing RayClusters in %s instead",
+                         CRD_NAME, namespaces[0])  # fmt: skip
+                read_crd = False
+                continue
+            if err.status != 404:
+                log.warning("cannot read CRD %s yet: %s %s", CRD_NAME, err.status, err.reason)
         except Exception as err:  # API server not reachable yet: keep waiting
             log.warning("cannot reach the API server yet: %r", err)
         if waited % 30 == 0:
@@ -68,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_address:
         metrics.serve(args.metrics_address)
     if not args.all_namespaces:
-        _wait_for_crd(factory())
+        _wait_for_crd(factory(), args.namespace)
     elector = None
     if args.leader_elect:
         from .leader import LeaderElector

@@ -40,14 +40,18 @@ def tool(name: str) -> str:
     raise FileNotFoundError(f"{name} not found in {cached.parent} or PATH: run `make tools`")
 
 
-def helm(*args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300):
-    """Run helm; return the CompletedProcess (raise HelmError on failure if `check`)."""
+def helm(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300,
+    binary: str = "helm",
+):  # fmt: skip
+    """Run helm (`binary="helm4"`: Helm 4); return the CompletedProcess (raise HelmError
+    on failure if `check`)."""
     proc = subprocess.run(
-        [tool("helm"), *args], capture_output=True, text=True, timeout=timeout,
+        [tool(binary), *args], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
     if check and proc.returncode != 0:
-        raise HelmError(f"helm {' '.join(args[:2])} failed:\n{proc.stderr.strip()}")
+        raise HelmError(f"{binary} {' '.join(args[:2])} failed:\n{proc.stderr.strip()}")
     return proc
 
 

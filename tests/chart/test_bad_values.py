@@ -53,7 +53,41 @@ CASES = {
         cluster(autoscaling={"enabled": True, "options": {"idleTimeout": 5}}),
         ["/rayClusters/x/autoscaling/options", "'idleTimeout' not allowed"],
     ),
-    "bad-cluster-name": ({"rayClusters": {"Bad_Name": {}}}, ["Bad_Name", "does not match"]),
+    # names: template checks naming the key and the rule (JSON schema's propertyNames
+    # is reported by Helm's schema library under a random path)
+    "cluster-name-uppercase": (
+        {"rayClusters": {"Team_A": {}}},
+        ['rayClusters key "Team_A"', "DNS-1035 label", "starting with a letter"],
+    ),
+    "cluster-name-digit-first": ({"rayClusters": {"1st": {}}}, ['key "1st"', "DNS-1035"]),
+    "cluster-name-too-long": (
+        {"rayClusters": {"c" * 55: {}}},
+        [f'rayClusters key "{"c" * 55}"', "at most 54 characters (it has 55)", "head-svc"],
+    ),
+    "group-name-too-long": (
+        cluster(workerGroups={"g" * 64: {"replicas": 1}}),
+        [
+            f'rayClusters.x.workerGroups key "{"g" * 64}"',
+            "worker group name",
+            "at most 63 characters (it has 64)",
+        ],
+    ),
+    "group-name-underscore": (
+        cluster(workerGroups={"gpu_a100": {}}),
+        ['rayClusters.x.workerGroups key "gpu_a100"', "DNS-1123 label"],
+    ),
+    "group-named-headgroup": (
+        cluster(workerGroups={"headgroup": {}}),
+        ['workerGroups key "headgroup"', "must not be named headgroup"],
+    ),
+    "cluster-namespace-bad": (
+        cluster(namespace="Team_A"),
+        ["rayClusters.x.namespace", "a namespace must be a DNS-1123 label"],
+    ),
+    "watch-namespace-bad": (
+        {"watchNamespaces": ["ok", "Team_A"]},
+        ["watchNamespaces[1]", "a namespace must be a DNS-1123 label"],
+    ),
     # empty images
     "empty-operator-image": ({"image": {"repository": ""}}, ["/image/repository", "minLength"]),
     "empty-ray-image": (

@@ -10,6 +10,7 @@ import yaml
 
 from tests.chart import values_doc
 from tests.chart.render import CHART, REPO, helm, render_chart
+from tests.versions import pinned
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 
@@ -25,6 +26,40 @@ def test_helm_lint_strict(values_file) -> None:
     proc = helm(*args, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "values_file", [None, *CI_VALUES, CHART / "examples" / "heterogeneous-values.yaml"],
+    ids=lambda p: p.name if p else "defaults",
+)  # fmt: skip
+def test_helm4_lint_strict_and_template_match_helm3(values_file) -> None:
+    """Helm 4 lints the chart as cleanly and renders exactly the same manifests."""
+    args = ["--values", str(values_file)] if values_file else []
+    proc = helm("lint", "--strict", str(CHART), *args, check=False, binary="helm4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout
+    template = ["template", "r", str(CHART), "--namespace", "ops", *args]
+
+    def docs(binary: str) -> list:
+        return [d for d in yaml.safe_load_all(helm(*template, binary=binary).stdout) if d]
+
+    assert docs("helm4") == docs("helm")
+
+
+def test_both_helms_report_the_pinned_kubernetes_version(tmp_path) -> None:
+    """What charts see as .Capabilities.KubeVersion without a cluster (helm template,
+    lint): the pinned version, for both builds."""
+    chart = tmp_path / "kv"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: kv\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kv}\n"
+        "data: {minor: {{ .Capabilities.KubeVersion.Minor | quote }}}\n"
+    )
+    minor = pinned("KUBERNETES_VERSION").split(".")[1]
+    for binary in ("helm", "helm4"):
+        out = yaml.safe_load(helm("template", "kv", str(chart), binary=binary).stdout)
+        assert out["data"]["minor"] == minor, binary
 
 
 def test_ct_lint() -> None:

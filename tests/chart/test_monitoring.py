@@ -117,3 +117,20 @@ def test_prometheus_rule_alerts_are_tunable() -> None:
     assert alerts["RayClusterNotReady"]["for"] == "30m"
     assert alerts["RayClusterNotReady"]["labels"] == {"severity": "critical", "team": "ml"}
     assert alerts["RayOperatorReconcileErrors"]["expr"].endswith("[5m])) > 20")
+
+
+def test_service_monitor_namespace_and_honor_labels() -> None:
+    values = {"metrics": {"serviceMonitor": {"enabled": True, "namespace": "monitoring",
+                                             "honorLabels": True}}}  # fmt: skip
+    docs = render_chart(values=values, show_only=["templates/servicemonitor.yaml"], namespace="ops")
+    (sm,) = docs
+    assert sm["metadata"]["namespace"] == "monitoring"
+    # it still selects the metrics Service in the release namespace
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+    assert sm["spec"]["endpoints"][0]["honorLabels"] is True
+    (default,) = render_chart(
+        values={"metrics": {"serviceMonitor": {"enabled": True}}},
+        show_only=["templates/servicemonitor.yaml"], namespace="ops",
+    )  # fmt: skip
+    assert default["metadata"]["namespace"] == "ops"
+    assert "honorLabels" not in default["spec"]["endpoints"][0]

@@ -30,6 +30,7 @@ def test_defaults_render_the_operator_in_cluster_mode() -> None:
     assert kinds == sorted([
         "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
         "Service", "Deployment", "Pod",
+        "ClusterRole", "ClusterRole",  # the aggregated RayCluster editor and viewer
     ])  # fmt: skip
     assert not by_kind(docs, "RayCluster")
     assert not by_kind(docs, "ServiceMonitor")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+import yaml
+
 from ray_operator import constants as c
-from tests.chart.render import CHART, by_kind, one, render_chart
+from tests.chart.render import CHART, HelmError, by_kind, one, render_chart
 
 EXAMPLE = CHART / "examples" / "heterogeneous-values.yaml"
 
@@ -186,12 +190,23 @@ def test_autoscaling_on() -> None:
             "upscalingMode": "Conservative", "idleTimeoutSeconds": 30, "version": "v2",
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
         }},
-        "workerGroups": {"cpu": {"replicas": 0, "minReplicas": 0, "maxReplicas": 5}},
+        "workerGroups": {"cpu": {"minReplicas": 1, "maxReplicas": 5}},
     }}}  # fmt: skip
     spec = clusters(values)["auto"]["spec"]
     assert spec["enableInTreeAutoscaling"] is True
     assert spec["autoscalerOptions"] == values["rayClusters"]["auto"]["autoscaling"]["options"]
     assert groups({"spec": spec})["cpu"]["maxReplicas"] == 5
+    # the autoscaler owns replicas: left out, so no upgrade resets it
+    assert "replicas" not in groups({"spec": spec})["cpu"]
+
+
+def test_replicas_of_an_autoscaled_group_is_refused() -> None:
+    values = {"rayClusters": {"auto": {"autoscaling": {"enabled": True},
+              "workerGroups": {"cpu": {"replicas": 2, "minReplicas": 1}}}}}  # fmt: skip
+    with pytest.raises(
+        HelmError, match=r"rayClusters\.auto\.workerGroups\.cpu\.replicas: with autoscaling"
+    ):
+        clusters(values)
 
 
 def test_autoscaling_off_drops_the_options() -> None:
@@ -231,3 +246,99 @@ def test_rayclusters_render_alongside_the_operator() -> None:
     docs = render_chart(values_files=[EXAMPLE])
     assert one(docs, c.KIND, "demo")
     assert one(docs, "Deployment")
+
+
+# -- every pod field: podSpec/container passthrough, headService, GCS FT, extraSpec ------
+
+
+def crd_pod_schema() -> tuple[dict, dict]:
+    crd = yaml.safe_load((CHART / "files" / "crds" / "ray.io_rayclusters.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    pod = spec["properties"]["headGroupSpec"]["properties"]["template"]["properties"]["spec"]
+    return pod["properties"], pod["properties"]["containers"]["items"]["properties"]
+
+
+def test_pod_and_container_passthrough_cover_every_field_the_chart_does_not_set() -> None:
+    """values.schema.json lists every PodSpec and container field of the CRD, with its
+    type, except those the chart sets from its own keys: no field is unreachable."""
+    defs = json.loads((CHART / "values.schema.json").read_text())["$defs"]
+    pod, container = crd_pod_schema()
+    group_keys = set(defs["groupSettings"]["properties"])
+    own_pod = {"containers", "volumes", "nodeSelector", "tolerations", "affinity",
+               "priorityClassName", "serviceAccountName", "imagePullSecrets"}  # fmt: skip
+    # securityContext: podSecurityContext; serviceAccount: deprecated alias
+    assert set(defs["podSpec"]["properties"]) == set(pod) - own_pod - {
+        "securityContext",
+        "serviceAccount",
+    }
+    assert own_pod - {"containers"} <= group_keys
+    own_container = {"name", "image", "imagePullPolicy", "resources", "env", "envFrom",
+                     "securityContext", "volumeMounts"}  # fmt: skip
+    assert set(defs["container"]["properties"]) == set(container) - own_container
+    for key, schema in defs["podSpec"]["properties"].items():
+        assert schema.get("type") == pod[key].get("type"), key
+
+
+def test_pod_fields_reach_head_and_workers_with_layering() -> None:
+    values = {"rayClusters": {"x": {
+        "groupDefaults": {
+            "podSpec": {"runtimeClassName": "nvidia", "dnsPolicy": "None",
+                        "dnsConfig": {"nameservers": ["10.0.0.10"]}},
+            "container": {"lifecycle": {"preStop": {"exec": {"command": ["ray", "stop"]}}}},
+        },
+        "head": {"podSpec": {"initContainers": [{"name": "init", "image": "busybox"}]},
+                 "container": {"command": ["bash", "-c"], "args": ["x"]}},
+        "workerGroups": {"cpu": {"replicas": 1, "podSpec": {
+            "dnsPolicy": "ClusterFirst",
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                                           "whenUnsatisfiable": "DoNotSchedule"}]}}},
+    }}}  # fmt: skip
+    spec = clusters(values)["x"]["spec"]
+    head = spec["headGroupSpec"]["template"]["spec"]
+    worker = groups({"spec": spec})["cpu"]["template"]["spec"]
+    assert head["runtimeClassName"] == worker["runtimeClassName"] == "nvidia"
+    assert head["initContainers"][0]["name"] == "init" and "initContainers" not in worker
+    assert (head["dnsPolicy"], worker["dnsPolicy"]) == ("None", "ClusterFirst")  # merged
+    assert worker["dnsConfig"] == {"nameservers": ["10.0.0.10"]}
+    assert worker["topologySpreadConstraints"][0]["topologyKey"] == "zone"
+    assert head["containers"][0]["command"] == ["bash", "-c"]
+    assert head["containers"][0]["name"] == "ray-head"
+    for pod in (head, worker):
+        assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["ray", "stop"]
+
+
+def test_head_service_gcs_fault_tolerance_and_extra_head_group_spec() -> None:
+    ft = {"redisAddress": "redis:6379", "externalStorageNamespace": "ns",
+          "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "r", "key": "p"}}}}  # fmt: skip
+    values = {"rayClusters": {"x": {
+        "gcsFaultToleranceOptions": ft,
+        "head": {"serviceType": "NodePort",
+                 "service": {"metadata": {"labels": {"l": "v"}},
+                             "spec": {"sessionAffinity": "ClientIP"}}},
+        "extraSpec": {"headGroupSpec": {"rayStartParams": {"num-cpus": "0"},
+                                        "template": {"spec": {"hostname": "head"}}},
+                      "idleSuspend": False},
+    }}}  # fmt: skip
+    spec = clusters(values)["x"]["spec"]
+    assert spec["gcsFaultToleranceOptions"] == ft
+    head = spec["headGroupSpec"]
+    assert head["serviceType"] == "NodePort"
+    assert head["headService"] == {"metadata": {"labels": {"l": "v"}},
+                                   "spec": {"sessionAffinity": "ClientIP"}}  # fmt: skip
+    assert head["rayStartParams"] == {"num-cpus": "0"}
+    assert head["template"]["spec"]["hostname"] == "head"
+    assert head["template"]["spec"]["containers"][0]["name"] == "ray-head"  # merged, kept
+    assert spec["idleSuspend"] is False
+
+
+def test_pod_field_the_chart_sets_is_refused_in_the_passthrough() -> None:
+    for values, where in [
+        ({"rayClusters": {"x": {"head": {"podSpec": {"volumes": []}}}}},
+         "/rayClusters/x/head/podSpec"),
+        ({"rayClusters": {"x": {"groupDefaults": {"container": {"image": "x"}}}}},
+         "/rayClusters/x/groupDefaults/container"),
+        ({"rayClusterDefaults": {"group": {"podSpec": {"runtimeClassName": 3}}}},
+         "/rayClusterDefaults/group/podSpec/runtimeClassName"),
+    ]:  # fmt: skip
+        with pytest.raises(HelmError, match=where):
+            clusters(values)

@@ -49,7 +49,7 @@ def test_cluster_mode_one_cluster_role_with_exactly_the_needed_rules() -> None:
     ]
 
 
-def test_namespaced_mode_roles_per_namespace_and_only_crd_reading_cluster_wide() -> None:
+def test_namespaced_mode_roles_per_namespace_and_nothing_cluster_wide() -> None:
     docs = render_chart(
         values={"watchNamespaces": ["team-a", "team-b"]}, show_only=["templates/rbac.yaml"],
         namespace="ops",
@@ -64,10 +64,40 @@ def test_namespaced_mode_roles_per_namespace_and_only_crd_reading_cluster_wide()
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"][0]["namespace"] == "ops"
-    (cluster_role,) = by_kind(docs, "ClusterRole")
-    assert flatten(cluster_role["rules"]) == CRD_RULES
-    (cluster_binding,) = by_kind(docs, "ClusterRoleBinding")
-    assert cluster_binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    # the operator waits for the CRD through a RayCluster list when it may not read it
+    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+
+
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+
+
+def test_single_namespace_install_creates_no_cluster_scoped_object() -> None:
+    values = {
+        "watchNamespaces": ["ops"], "crds": {"install": False},
+        "rbac": {"aggregateUserRoles": False}, "replicaCount": 2,
+        "rayClusters": {"team": {"workerGroups": {"cpu": {"replicas": 1}}}},
+    }  # fmt: skip
+    docs = render_chart(values=values, namespace="ops")
+    assert not [d["kind"] for d in docs if d["kind"] in CLUSTER_SCOPED]
+    assert {d["metadata"].get("namespace") for d in docs} == {"ops"}
+    assert {"Deployment", "Role", "RoleBinding", "RayCluster"} <= {d["kind"] for d in docs}
+
+
+def test_aggregated_user_roles_extend_admin_edit_and_view() -> None:
+    docs = render_chart(show_only=["templates/userroles.yaml"])
+    edit = one(docs, "ClusterRole", "release-ray-operator-rayclusters-edit")
+    view = one(docs, "ClusterRole", "release-ray-operator-rayclusters-view")
+    agg = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k, v in edit["metadata"]["labels"].items() if k.startswith(agg) and v == "true"} \
+        == {agg + "admin", agg + "edit"}  # fmt: skip
+    assert {k for k in view["metadata"]["labels"] if k.startswith(agg)} == {agg + "view"}
+    assert flatten(edit["rules"])[("ray.io", "rayclusters")] >= {"create", "update", "delete"}
+    assert flatten(view["rules"]) == {
+        ("ray.io", "rayclusters"): {"get", "list", "watch"},
+        ("ray.io", "rayclusters/status"): {"get", "list", "watch"},
+    }
+    off = {"rbac": {"aggregateUserRoles": False}}
+    assert not render_chart(values=off, show_only=["templates/userroles.yaml"])
 
 
 def test_leader_election_role_only_with_several_replicas() -> None:

@@ -98,4 +98,49 @@ depends on them, so `helm template` fails early with a message naming the values
 {{- if eq (int .Values.metrics.port) (int .Values.probes.port) }}
 {{- fail (printf "metrics.port and probes.port are both %d: the metrics and health endpoints need different ports" (int .Values.metrics.port)) }}
 {{- end }}
+{{- range $i, $ns := .Values.watchNamespaces }}
+{{- include "ray-operator.checkName" (dict "where" (printf "watchNamespaces[%d]" $i) "name" $ns "what" "namespace") }}
+{{- end }}
+{{- range $name, $c := .Values.rayClusters }}
+{{- $where := printf "rayClusters.%s" $name }}
+{{- include "ray-operator.checkName" (dict "where" (printf "rayClusters key %q" $name) "name" $name "what" "cluster") }}
+{{- with ($c | default dict) }}
+{{- with .namespace }}
+{{- include "ray-operator.checkName" (dict "where" (printf "%s.namespace" $where) "name" . "what" "namespace") }}
+{{- end }}
+{{- range $group, $_ := (.workerGroups | default dict) }}
+{{- include "ray-operator.checkName" (dict "where" (printf "%s.workerGroups key %q" $where $group) "name" $group "what" "group") }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+ray-operator.checkName: fail unless `name` is a valid name of its kind, with a message
+naming the values key and the rule. Argument: dict with `where` (the values key),
+`name` and `what`: `cluster` (a DNS-1035 label of at most 54 characters, so that
+`<name>-head-svc` fits in 63), `group` (a DNS-1123 label other than `headgroup`) or
+`namespace` (a DNS-1123 label).
+*/}}
+{{- define "ray-operator.checkName" -}}
+{{- $name := toString .name }}
+{{- if eq .what "cluster" }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $name) }}
+{{- fail (printf "%s: a RayCluster name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit" .where) }}
+{{- end }}
+{{- if gt (len $name) 54 }}
+{{- fail (printf "%s: a RayCluster name must be at most 54 characters (it has %d): its head Service <name>-head-svc must fit in 63" .where (len $name)) }}
+{{- end }}
+{{- else }}
+{{- $kind := ternary "a worker group name" "a namespace" (eq .what "group") }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) }}
+{{- fail (printf "%s: %s must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit" .where $kind) }}
+{{- end }}
+{{- if gt (len $name) 63 }}
+{{- fail (printf "%s: %s must be at most 63 characters (it has %d)" .where $kind (len $name)) }}
+{{- end }}
+{{- if and (eq .what "group") (eq $name "headgroup") }}
+{{- fail (printf "%s: a worker group must not be named headgroup, the head's group name: pick another" .where) }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -375,7 +375,15 @@ def spec_schema(k8s: KubernetesSchemas) -> Schema:
                 "Worker groups, each with its own pod template (heterogeneous clusters).",
                 worker_group_spec(k8s),
                 maxItems=MAX_WORKER_GROUPS,
-                **{"x-kubernetes-validations": [unique_groups]},
+                # A list map keyed by groupName: server-side apply (Helm 4, kubectl
+                # apply --server-side) merges group by group, so a manager that owns
+                # one group's fields (the autoscaler's replicas) keeps them when
+                # another manager applies the list.
+                **{
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["groupName"],
+                    "x-kubernetes-validations": [unique_groups],
+                },
             ),
             "rayVersion": _str("Ray version of the images; selects version-dependent defaults."),
             "enableInTreeAutoscaling": _bool(
