@@ -3,6 +3,8 @@ integration tests."""
 
 from __future__ import annotations
 
+import time
+
 from kubernetes import client
 
 from ray_operator import constants as c
@@ -84,3 +86,20 @@ class Clusters:
     def condition(self, name: str, type_: str) -> dict | None:
         conditions = self.get(name).get("status", {}).get("conditions") or []
         return next((x for x in conditions if x["type"] == type_ and x["status"] == "True"), None)
+
+    def settle(self, name: str, timeout: float = 60) -> None:
+        """Make the operator run one more pass of `name` that provably starts after this
+        call, and wait until it has ended: the way to show that something did *not*
+        happen without sleeping. It bumps the generation with a change no pass acts on
+        (an annotation of the head Service, which exists already) and waits until the
+        status reports that generation: the status is written after the pass's plan."""
+        probe = f"{time.monotonic_ns()}"
+        body = self.patch(
+            name, {"spec": {"headServiceAnnotations": {"ray-operator.test/settle": probe}}}
+        )
+        generation = body["metadata"]["generation"]
+        wait_for(
+            lambda: self.get(name).get("status", {}).get("observedGeneration", 0) >= generation,
+            timeout=timeout,
+            what=f"a pass of {name} at generation {generation}",
+        )

@@ -63,13 +63,18 @@ class OperatorProcess:
                 self.proc.wait()
 
     def metric(self, name: str) -> float:
-        """One unlabelled sample of the operator's /metrics (0 if absent)."""
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith(f"{name} "):
-                    return float(line.split()[1])
+        """One unlabelled sample of the operator's /metrics; NaN while nothing serves
+        them yet (a process still starting), 0 if the sample is absent."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+            ) as resp:
+                text = resp.read().decode()
+        except urllib.error.URLError:
+            return float("nan")
+        for line in text.splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
         return 0.0
 
     def healthz(self) -> tuple[int, dict]:

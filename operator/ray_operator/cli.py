@@ -43,7 +43,7 @@ def _wait_for_crd(api_client, namespaces: list[str]) -> None:
                 return
         except ApiException as err:
             if err.status == 403 and read_crd:
-                log.info("may not read CRD %s: listing RayClusters in %s instead",
+                log.info("may not read CRD %s: probing the RayClusters of %s instead",
                          CRD_NAME, namespaces[0])  # fmt: skip
                 read_crd = False
                 continue

@@ -196,6 +196,7 @@ def _watch_health(health: Health, queue: WorkQueue, pass_timeout: float) -> None
 
     health.add_check(passes)
     metrics.STALLED.set_function(lambda: 1.0 if health.problems() else 0.0)
+    metrics.QUEUE_DEPTH.set_function(lambda: float(len(queue)))
 
 
 async def _heartbeat(health: Health) -> None:

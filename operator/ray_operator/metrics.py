@@ -55,6 +55,11 @@ STALLED = Gauge(
     "within its bound",
     registry=REGISTRY,
 )
+QUEUE_DEPTH = Gauge(
+    "ray_operator_queue_depth",
+    "RayClusters waiting for or in a reconcile",
+    registry=REGISTRY,
+)
 CLUSTERS = Gauge(
     "ray_operator_rayclusters",
     "RayClusters by status.state (empty: not ready yet)",

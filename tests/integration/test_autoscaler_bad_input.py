@@ -4,8 +4,6 @@ local control plane)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from kubernetes import client
 
@@ -56,7 +54,7 @@ def test_group_without_cpu_information(clusters, namespace, run_operator):
     clusters.wait_pods("nocpu", 1, "ok")
     body = clusters.wait_state("nocpu")
     assert _condition(body, c.COND_HEAD_POD_READY)["status"] == "True"
-    time.sleep(2)  # one event, not one per resync
+    clusters.settle("nocpu")  # one event, not one per pass
     assert len(_warnings(clusters, "nocpu", "AutoscalerCannotDeriveCPU")) == 1
     # Fixed: the condition goes away.
     clusters.patch(
@@ -98,7 +96,7 @@ def test_workers_to_delete_naming_another_group_or_cluster(clusters, namespace, 
     assert gpu.metadata.name in event.message and "'gpu'" in event.message
     failure = _failure(clusters, "one")
     assert failure["reason"] == "InvalidWorkersToDelete"
-    time.sleep(2)
+    clusters.settle("one")
     # Nothing was deleted or created anywhere; the list is left as written.
     assert {p.metadata.name for p in clusters.pods("one", "cpu")} == {p.metadata.name for p in cpu}
     assert [p.metadata.name for p in clusters.pods("one", "gpu")] == [gpu.metadata.name]
@@ -120,7 +118,7 @@ def test_max_replicas_below_current_pods(clusters, namespace, run_operator):
     assert event.message.startswith("spec.workerGroupSpecs[0].maxReplicas: group 'cpu' has 3 pods")
     assert _failure(clusters, "over")["reason"] == "PodsAboveMaxReplicas"
     # The operator picks no victims; the other group is untouched; the cluster stays up.
-    time.sleep(2)
+    clusters.settle("over")
     assert len(clusters.pods("over", "cpu")) == 3
     assert len(clusters.pods("over", "other")) == 1
     body = clusters.get("over")
@@ -210,7 +208,7 @@ def test_autoscaler_image_that_cannot_be_pulled(clusters, namespace, run_operato
     assert found["status"].get("state") != c.STATE_READY
     # Nothing else breaks: the head pod is not replaced (a pull error is the kubelet's
     # to retry), the worker keeps running, Provisioned stays True.
-    time.sleep(2)
+    clusters.settle("pull")
     assert [p.metadata.name for p in clusters.pods("pull", c.HEAD_GROUP)] == [head.metadata.name]
     assert [p.metadata.name for p in clusters.pods("pull", "cpu")] == [worker.metadata.name]
     assert _condition(clusters.get("pull"), c.COND_PROVISIONED)["status"] == "True"
@@ -246,7 +244,8 @@ def test_user_named_head_service_account_that_does_not_exist(clusters, namespace
     clusters.wait_pods("mine", 1, "cpu")
     accounts = clusters.core.list_namespaced_service_account(namespace).items
     assert "mine" not in {a.metadata.name for a in accounts}
-    time.sleep(6)  # a retry or two later: still one Warning for the problem
+    clusters.settle("mine")  # more passes later: still one Warning for the problem
+    clusters.settle("mine")
     assert len(_warnings(clusters, "mine", "ServiceAccountNotFound")) == 1
     # The account is created: the head follows, and the condition clears.
     clusters.core.create_namespaced_service_account(

@@ -6,7 +6,6 @@ and the token is replaced (tests/ray_harness.py: `kuberay_client`)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -128,7 +127,7 @@ def test_v1_node_provider_launches_and_terminates_through_the_operator(clusters,
         assert sorted(provider.non_terminated_nodes({})) == sorted([head, keep])
         assert provider.safe_to_scale()
         assert _group_state(clusters, name) == {"small": (1, []), "large": (0, [])}
-        time.sleep(2)  # and nothing comes back
+        clusters.settle(name)  # and nothing comes back
         assert _names(clusters.pods(name, "small")) == [keep]
         assert clusters.pods(name, "large") == []
 
@@ -206,7 +205,7 @@ def test_v2_waits_for_the_operator_and_the_operator_deletes_only_listed_pods(
 
         run_operator(namespace)
         assert _names(clusters.wait_pods(name, 2, "small")) == others
-        time.sleep(2)  # not recreated, the list untouched
+        clusters.settle(name)  # not recreated, the list untouched
         assert _names(clusters.pods(name, "small")) == others
         assert _group_state(clusters, name)["small"] == (2, [victim])
 

@@ -3,8 +3,6 @@ plane (kwok makes pods Running/Ready)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -112,7 +110,7 @@ def test_scale_up_and_down_by_replicas(clusters, namespace, run_operator):
         ],
     )
     clusters.wait_pods("scale", 3, "cpu")
-    time.sleep(2)
+    clusters.settle("scale")
     assert len(clusters.pods("scale", "cpu")) == 3
 
 
@@ -136,7 +134,7 @@ def test_workers_to_delete_removes_exactly_those_pods(clusters, namespace, run_o
     )
     remaining = clusters.wait_pods("wtd", 2, "cpu")
     assert sorted(p.metadata.name for p in remaining) == survivors
-    time.sleep(2)  # nothing is recreated while the names stay listed
+    clusters.settle("wtd")  # nothing is recreated while the names stay listed
     assert sorted(p.metadata.name for p in clusters.pods("wtd", "cpu")) == survivors
     spec = clusters.get("wtd")["spec"]["workerGroupSpecs"][0]
     assert spec["scaleStrategy"]["workersToDelete"] == victims  # never edited by us
@@ -149,7 +147,7 @@ def test_surplus_is_left_to_the_autoscaler(clusters, namespace, run_operator):
     clusters.patch(
         "auto", [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}]
     )
-    time.sleep(3)
+    clusters.settle("auto")
     assert len(clusters.pods("auto", "cpu")) == 3
 
 
@@ -246,7 +244,8 @@ def test_two_clusters_with_same_group_names_stay_separate(clusters, namespace, r
             }
         ],
     )
-    time.sleep(2)
+    clusters.settle("beta")
+    clusters.settle("alpha")
     assert len(clusters.pods("beta", "cpu")) == 3
     assert len(clusters.pods("alpha", "cpu")) == 2
 
@@ -292,7 +291,7 @@ def test_crash_while_creating_200_workers_leaves_exactly_the_desired_pods(
         len([p for p in clusters.pods("crash") if p.metadata.labels[c.LABEL_NODE_TYPE] == "head"])
         == 1
     )
-    time.sleep(2)
+    clusters.settle("crash")
     assert len(clusters.pods("crash")) == 201, f"killed with {mid} pods"
     for pod in clusters.pods("crash"):
         assert pod.metadata.owner_references[0].name == "crash"
@@ -302,36 +301,29 @@ def test_no_write_when_nothing_changed(clusters, namespace, run_operator):
     op = run_operator(namespace)
     clusters.create(raycluster("quiet", worker_group("cpu", 2)))
     clusters.wait_state("quiet")
-    time.sleep(2)
+    clusters.settle("quiet")
     before = clusters.get("quiet")["metadata"]["resourceVersion"]
     events_before = len(clusters.events("quiet"))
     # a restart replays every object as an event: a full resync
     op.stop()
-    run_operator(namespace)
-    time.sleep(5)
+    restarted = run_operator(namespace)
+    wait_for(
+        lambda: (
+            restarted.metric("ray_operator_reconcile_duration_seconds_count") >= 1
+            and restarted.metric("ray_operator_queue_depth") == 0
+        ),
+        what="the restarted operator's passes done",
+    )
     assert clusters.get("quiet")["metadata"]["resourceVersion"] == before
     assert len(clusters.events("quiet")) == events_before
-
-
-def _reconciles(op) -> float:
-    import urllib.request
-
-    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    return next(
-        float(line.split()[1])
-        for line in text.splitlines()
-        if line.startswith("ray_operator_reconcile_total ")
-    )
 
 
 def test_own_status_write_wakes_no_pass_but_a_foreign_one_does(clusters, namespace, run_operator):
     op = run_operator(namespace)
     clusters.create(raycluster("own", worker_group("cpu", 1)))
     clusters.wait_state("own")
-    time.sleep(2)
-    before = _reconciles(op)
+    clusters.settle("own")
+    before = op.metric("ray_operator_reconcile_total")
     # Another client writes the status: one pass puts it right, and the watch event of
     # that (own) write starts no pass of its own.
     clusters.custom.patch_namespaced_custom_object_status(
@@ -341,8 +333,8 @@ def test_own_status_write_wakes_no_pass_but_a_foreign_one_does(clusters, namespa
         lambda: clusters.get("own")["status"]["desiredWorkerReplicas"] == 1,
         what="the status put right",
     )
-    time.sleep(2)
-    assert _reconciles(op) == before + 1
+    clusters.settle("own")  # exactly one more pass, whose own status write starts none
+    assert op.metric("ray_operator_reconcile_total") == before + 2
 
 
 def test_upgrade_strategy_recreate_replaces_outdated_pods(clusters, namespace, run_operator):
@@ -353,7 +345,7 @@ def test_upgrade_strategy_recreate_replaces_outdated_pods(clusters, namespace, r
     env = [{"name": "STAGE", "value": "two"}]
     path = "/spec/workerGroupSpecs/0/template/spec/containers/0/env"
     clusters.patch("upg", [{"op": "add", "path": path, "value": env}])
-    time.sleep(3)  # without a strategy, running pods are left alone
+    clusters.settle("upg")  # without a strategy, running pods are left alone
     assert {p.metadata.name for p in clusters.pods("upg", "cpu")} == before
     clusters.patch("upg", {"spec": {"upgradeStrategy": {"type": "Recreate"}}})
 
