@@ -11,10 +11,8 @@ from ray_operator import constants as c
 from ray_operator.builders import build_head_pod, build_worker_pod, names
 from ray_operator.builders.groups import worker_group
 from ray_operator.builders.meta import (
-    cluster_selector,
     group_selector,
     head_selector,
-    selector_string,
 )
 from ray_operator.errors import InvalidSpecError
 
@@ -195,7 +193,6 @@ def test_missing_uid_is_refused() -> None:
 
 def test_selectors() -> None:
     body = cluster()
-    assert cluster_selector(body) == {"ray.io/cluster": "demo"}
     assert head_selector(body) == {"ray.io/cluster": "demo", "ray.io/node-type": "head"}
     group = group_selector(body, worker_group(body, 0))
     assert group == {
@@ -203,9 +200,6 @@ def test_selectors() -> None:
         "ray.io/node-type": "worker",
         "ray.io/group": "small",
     }
-    assert (
-        selector_string(group) == "ray.io/cluster=demo,ray.io/group=small,ray.io/node-type=worker"
-    )
     pod_labels = build_worker_pod(body, 0)["metadata"]["labels"]
     assert group.items() <= pod_labels.items()
 

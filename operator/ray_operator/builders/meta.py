@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from .. import constants as c
@@ -37,11 +36,6 @@ def identifier(cluster: Body, node_type: str) -> str:
     return f"{cluster_name(cluster)}-{node_type}"[:63].rstrip("-_.")
 
 
-def cluster_selector(cluster: Body) -> dict[str, str]:
-    """Selects every pod of the cluster."""
-    return {c.LABEL_CLUSTER: cluster_name(cluster)}
-
-
 def head_selector(cluster: Body) -> dict[str, str]:
     """Selects the head pod (the head Service uses it)."""
     return {c.LABEL_CLUSTER: cluster_name(cluster), c.LABEL_NODE_TYPE: c.NODE_TYPE_HEAD}
@@ -54,11 +48,6 @@ def group_selector(cluster: Body, group: NodeGroup) -> dict[str, str]:
         c.LABEL_NODE_TYPE: group.node_type,
         c.LABEL_GROUP: group.name,
     }
-
-
-def selector_string(labels: Mapping[str, str]) -> str:
-    """`k1=v1,k2=v2` for a `labelSelector` query parameter."""
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def pod_labels(cluster: Body, group: NodeGroup) -> dict[str, str]:
