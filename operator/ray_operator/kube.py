@@ -37,6 +37,7 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1"
 CHILD_PATHS = {
     "Service": "/api/v1/namespaces/{ns}/services",
     "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
     "Role": RBAC + "/namespaces/{ns}/roles",
     "RoleBinding": RBAC + "/namespaces/{ns}/rolebindings",
 }
@@ -250,6 +251,13 @@ class KubeApi:
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{quote(name)}"
         return self._get_or_none(path) is not None
 
+    def secret_keys(self, namespace: str, name: str) -> set[str] | None:
+        """The keys of a Secret (never its values), None if there is no such Secret."""
+        secret = self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{quote(name)}")
+        if secret is None:
+            return None
+        return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+
     # -- writes ------------------------------------------------------------------------
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
@@ -269,7 +277,7 @@ class KubeApi:
     def create_or_get(
         self, obj: dict[str, Any], check_first: bool = True
     ) -> tuple[bool, dict[str, Any]]:
-        """Create a namespaced child (Service, ServiceAccount, Role, RoleBinding) unless
+        """Create a namespaced child (Service, Secret, ServiceAccount, Role, RoleBinding) unless
         one of that name exists: (created, the metadata of the object now there), so
         the caller can check whose it is. Checking first with a GET keeps a resync free
         of write requests (a create answered 409 is still a write request)."""

@@ -12,6 +12,8 @@ the result. The rules follow the RayCluster API (reference §5):
   then reported, and Ray's autoscaler removes them;
 - with in-tree autoscaling, a group whose CPU count Ray's autoscaler cannot derive is
   reported (the autoscaler fails on every cycle for the whole cluster);
+- `authOptions` that Ray cannot honour are refused before anything is done, and the
+  token Secret is ensured first (builders/auth.py);
 - suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
   pods whose template hash is out of date.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import constants as c
+from .builders import auth
 from .errors import InvalidSpecError
 from .model import Plan, PodCreate, PodDelete, Problem
 from .observed import Observed, ObservedPod, choose_head
@@ -77,6 +80,15 @@ def plan(
     if cluster_suspended(cluster):
         result.deletes += [PodDelete(p.name, p.group, REASON_SUSPEND) for p in alive]
         return result
+
+    invalid_auth = auth.problems(cluster)
+    if invalid_auth:
+        # KubeRay refuses such a spec whole; pods without working auth must not start.
+        result.problems += [Problem("InvalidAuthOptions", f, m) for f, m in invalid_auth]
+        return result
+    if auth.wants_generated_secret(cluster):
+        # First: the pods read their token from it.
+        result.ensure.append(auth.build_auth_secret(cluster))
 
     try:
         head_pod = builders.head_pod(cluster)

@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from . import metrics
+from .builders import auth
 from .builders.autoscaler import head_service_account
 from .builders.names import head_service_name
 from .events import EventRecorder, PodWrite
@@ -175,6 +177,8 @@ class Reconciler:
         self._report_strangers(cluster, strangers)
         todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
         todo.problems += await self._check_head_service_account(cluster)
+        auth_problems = await self._check_auth_secret(cluster)
+        todo.problems += auth_problems
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = todo.creates[: self.config.max_creates_per_pass]
         failures = await self._execute(cluster, todo)
@@ -195,7 +199,8 @@ class Reconciler:
             self.events.new_problems(cluster, _replica_failure(previous), todo.problems)
         if more_to_create or changed_meanwhile:
             return 0.0
-        return self.config.retry_after_failure if failures else None
+        # No watch sees Secrets: look again soon for the one that was missing.
+        return self.config.retry_after_failure if failures or auth_problems else None
 
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
@@ -239,7 +244,8 @@ class Reconciler:
                 kind, name = obj["kind"], obj["metadata"]["name"]
                 failures.append(self._failed(cluster, f"FailedCreate{kind}", name, err))
                 ours = False
-            rbac_blocked |= not ours
+            if obj["kind"] != "Secret":  # the auth Secret grants nothing to anyone
+                rbac_blocked |= not ours
         done: list[PodWrite] = []
         results = await asyncio.gather(
             *(self._delete(cluster, d, done) for d in todo.deletes),
@@ -257,6 +263,10 @@ class Reconciler:
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         if (meta["uid"], kind, name) in ensured:
             return True
+        if kind == "Secret":
+            # A fresh token per attempt; only sent if the Secret is missing (GET first),
+            # so an existing token is never replaced under running pods.
+            obj = auth.with_token(obj, secrets.token_bytes(auth.TOKEN_BYTES))
         # The planner asks for the Service only when it saw none: no GET first.
         created, found = await self._call(self.api.create_or_get, obj, kind != "Service")
         if controller_uid(found) != meta["uid"]:
@@ -301,6 +311,46 @@ class Reconciler:
                 "watch, patch; pods/resize patch; rayclusters get, patch)",
             )
         ]
+
+    async def _check_auth_secret(self, cluster: dict[str, Any]) -> list[Problem]:
+        """`authOptions.secretName`: the Secret must exist and hold `auth_token`, or
+        every Ray pod stays unstarted (its env cannot be resolved). Only its keys are
+        read. Checked until it is seen once (per cluster and process)."""
+        name = auth.user_secret(cluster)
+        if not name or not auth.token_auth(cluster) or auth.k8s_token_auth(cluster):
+            return []
+        meta = cluster["metadata"]
+        ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+        key = (meta["uid"], "UserSecret", name)
+        if key in ensured:
+            return []
+        try:
+            keys = await self._call(self.api.secret_keys, meta["namespace"], name)
+        except ApiException as err:
+            log.warning("could not check secret %s: %s", name, err.reason)
+            return []
+        field = "spec.authOptions.secretName"
+        if keys is None:
+            return [
+                Problem(
+                    "AuthSecretNotFound",
+                    field,
+                    f"Secret {name!r} does not exist in namespace {meta['namespace']!r}: Ray "
+                    f"pods cannot start until it does; create it with key "
+                    f"{auth.TOKEN_KEY!r}, or remove secretName to have one generated",
+                )
+            ]
+        if auth.TOKEN_KEY not in keys:
+            return [
+                Problem(
+                    "AuthSecretKeyMissing",
+                    field,
+                    f"Secret {name!r} has no key {auth.TOKEN_KEY!r}: Ray pods cannot start "
+                    f"until it does; put the token under {auth.TOKEN_KEY!r}",
+                )
+            ]
+        ensured.add(key)
+        return []
 
     async def _create(
         self, cluster: dict[str, Any], create: PodCreate, done: list[PodWrite]
@@ -370,6 +420,14 @@ class Reconciler:
 def _name_taken(kind: str, name: str) -> Problem:
     if kind == "Service":
         return head_service_taken(name)
+    if kind == "Secret":
+        return Problem(
+            "AuthSecretConflict",
+            "spec.authOptions.secretName",
+            f"Secret {name!r} already exists and is not controlled by this RayCluster; "
+            "the Ray pods read their token from it as it is. Set authOptions.secretName "
+            f"to {name!r} to use it on purpose, or delete it to get a generated one",
+        )
     return Problem(
         "AutoscalerRBACConflict",
         "metadata.name",

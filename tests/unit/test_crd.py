@@ -158,6 +158,7 @@ SPEC_FIELDS = {
     "headGroupSpec", "workerGroupSpecs", "rayVersion", "enableInTreeAutoscaling",
     "autoscalerOptions", "headServiceAnnotations", "suspend", "managedBy",
     "gcsFaultToleranceOptions", "upgradeStrategy", "idleTerminationOptions", "idleSuspend",
+    "authOptions",
 }  # fmt: skip
 HEAD_FIELDS = {
     "template", "rayStartParams", "serviceType", "headService", "enableIngress",
@@ -201,6 +202,10 @@ def test_every_spec_field_of_the_reference_is_present(
         assert set(gcs[credential]["properties"]) == {"value", "valueFrom"}
         assert "secretKeyRef" in gcs[credential]["properties"]["valueFrom"]["properties"]
     assert set(group["properties"]["scaleStrategy"]["properties"]) == {"workersToDelete"}
+    auth = props["authOptions"]["properties"]
+    assert set(auth) == {"mode", "secretName", "enableK8sTokenAuth"}
+    assert auth["mode"]["enum"] == ["disabled", "token"]
+    assert "default" not in auth["mode"]  # as KubeRay's CRD: unset stays unset
     assert set(props["idleTerminationOptions"]["properties"]) == {"timeoutSeconds", "policy"}
 
 

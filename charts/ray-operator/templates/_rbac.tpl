@@ -1,7 +1,8 @@
 {{/*
 The rules the operator needs to reconcile RayClusters in one namespace (or, in a
-ClusterRole, in all of them). Least privilege: every verb here is used, there are no
-wildcards and nothing on Secrets.
+ClusterRole, in all of them). Least privilege: every verb here is used and there are no
+wildcards. Secrets: only get and create (authOptions' token Secret), never list or
+watch, update or delete.
 */}}
 {{- define "ray-operator.rbac.reconcileRules" -}}
 - apiGroups: ["ray.io"]
@@ -26,6 +27,12 @@ wildcards and nothing on Secrets.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: [""]
+  # authOptions: create the generated token Secret when it is missing (get); check
+  # that a user's secretName exists and has the key auth_token (only key names are
+  # read). A Secret is never changed, listed or watched.
+  resources: ["secrets"]
+  verbs: ["get", "create"]
 - apiGroups: [""]
   # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
   resources: ["serviceaccounts"]

@@ -52,6 +52,8 @@ UPGRADE_STRATEGIES = ("Recreate", "None")
 IDLE_TERMINATION_POLICIES = ("Suspend", "Delete")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+AUTH_MODES = ("disabled", "token")
+MAX_SECRET_NAME_LENGTH = 253
 INGRESS_PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 
 
@@ -355,6 +357,44 @@ def gcs_fault_tolerance_options(k8s: KubernetesSchemas) -> Schema:
     )
 
 
+def auth_options() -> Schema:
+    return _obj(
+        "Ray's token authentication: every Ray process, the autoscaler and the workers' "
+        "init container get the token; clients without it are refused.",
+        {
+            "mode": _enum(
+                "token: require a token (Ray >= 2.52). disabled, or unset: no "
+                "authentication (unset still generates the Secret, as KubeRay does).",
+                AUTH_MODES,
+            ),
+            "secretName": _str(
+                "Secret (key `auth_token`) holding the token. Unset: the operator "
+                "generates Secret `<cluster name>` once, owned by the RayCluster.",
+                minLength=1,
+                maxLength=MAX_SECRET_NAME_LENGTH,
+            ),
+            "enableK8sTokenAuth": _bool(
+                "Ray checks callers' Kubernetes ServiceAccount tokens instead of a shared "
+                "token (Ray >= 2.55); needs mode token, excludes secretName."
+            ),
+        },
+        rules=[
+            _rule(
+                "!(has(self.enableK8sTokenAuth) && self.enableK8sTokenAuth) || "
+                "(has(self.mode) && self.mode == 'token')",
+                "authOptions.enableK8sTokenAuth needs authOptions.mode: token",
+                ".enableK8sTokenAuth",
+            ),
+            _rule(
+                "!(has(self.enableK8sTokenAuth) && self.enableK8sTokenAuth && "
+                "has(self.secretName))",
+                "authOptions.secretName cannot be set with enableK8sTokenAuth: drop one",
+                ".secretName",
+            ),
+        ],
+    )
+
+
 def spec_schema(k8s: KubernetesSchemas) -> Schema:
     managed_by_default = c.MANAGED_BY_US
     managed_by_rule = _rule(
@@ -391,6 +431,7 @@ def spec_schema(k8s: KubernetesSchemas) -> Schema:
                 c.MANAGED_BY_VALUES,
             ),
             "gcsFaultToleranceOptions": gcs_fault_tolerance_options(k8s),
+            "authOptions": auth_options(),
             "upgradeStrategy": _obj(
                 "What a change of a pod template does to running pods.",
                 {
