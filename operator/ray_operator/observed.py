@@ -96,7 +96,8 @@ def _first_waiting(status: dict[str, Any]) -> str:
 class ObservedService:
     name: str
     cluster_ip: str | None
-    ports: tuple[tuple[str, int], ...]  # (name, port)
+    # (name, endpoint) per port: what `status.endpoints` reports, see `endpoint`.
+    ports: tuple[tuple[str, int | str], ...]
     owner_uid: str | None = None
 
     @classmethod
@@ -105,9 +106,23 @@ class ObservedService:
         return cls(
             name=svc["metadata"]["name"],
             cluster_ip=spec.get("clusterIP"),
-            ports=tuple((p.get("name", ""), int(p["port"])) for p in spec.get("ports") or []),
+            ports=tuple((p.get("name", ""), endpoint(p)) for p in spec.get("ports") or []),
             owner_uid=controller_uid(svc["metadata"]),
         )
+
+
+def endpoint(port: dict[str, Any]) -> int | str:
+    """Where a client reaches a Service port, as KubeRay reports it: the node port
+    (NodePort and LoadBalancer Services allocate one), else the target port (a number,
+    or a container port's name), else the port."""
+    if port.get("nodePort"):
+        return int(port["nodePort"])
+    target = port.get("targetPort")
+    if isinstance(target, int) and target:
+        return target
+    if isinstance(target, str) and target:
+        return int(target) if target.isdigit() else target
+    return int(port["port"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from . import constants as c
 from . import metrics
 from .builders import auth
 from .builders.autoscaler import head_service_account
-from .builders.names import head_service_name
+from .builders.groups import head_service_name
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, Problem
@@ -171,8 +171,11 @@ class Reconciler:
 
         pods, service = await asyncio.gather(
             self._call(self.api.list_cluster_pods, namespace, name),
-            self._call(self.api.get_service, namespace, head_service_name(name)),
+            self._call(
+                self.api.get_service, namespace, head_service_name(cluster)
+            ),  # then ownership
         )
+        # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
         todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)

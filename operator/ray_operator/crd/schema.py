@@ -156,8 +156,10 @@ def head_group_spec(k8s: KubernetesSchemas) -> Schema:
                 SERVICE_TYPES,
             ),
             "headService": _described(
-                "A Service merged into the generated head Service (name, labels, "
-                "annotations, ports, ...).",
+                "The head Service as you want it: metadata.name renames it (workers "
+                "follow), labels and annotations are added (the head's own labels and "
+                "headServiceAnnotations win), spec is used as written with the head's "
+                "selector and the generated ports appended; not made headless.",
                 service,
             ),
             "enableIngress": _bool("Create an Ingress for the head's dashboard."),
@@ -502,7 +504,10 @@ def status_schema(k8s: KubernetesSchemas) -> Schema:
             "desiredTPU": _quantity(
                 "TPUs (google.com/tpu) requested by the head and desired workers.", k8s
             ),
-            "endpoints": _str_map("Ports of the head Service, by port name."),
+            "endpoints": _str_map(
+                "Ports of the head Service, by port name: the node port if it has "
+                "one (NodePort, LoadBalancer), else the target port."
+            ),
             "head": _obj(
                 "The head pod and Service.",
                 {
