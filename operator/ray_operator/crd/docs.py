@@ -69,6 +69,20 @@ def _fields(schema: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _other_versions(crd: dict[str, Any]) -> list[str]:
+    others = [v["name"] for v in crd["spec"]["versions"] if v["name"] != c.VERSION and v["served"]]
+    if not others:
+        return []
+    names = ", ".join(f"`{c.GROUP}/{name}`" for name in others)
+    return [
+        f"Also served as {names}, with the same fields and no conversion (as KubeRay): "
+        f"objects are stored as `{c.API_VERSION}`, whichever version wrote them. Pod "
+        "templates and `headService` written through it are checked when the operator "
+        "creates the pods and the Service, not at `kubectl apply`.",
+        "",
+    ]
+
+
 def render() -> str:
     crd = yaml.safe_load(CRD_FILE.read_text())
     version = next(v for v in crd["spec"]["versions"] if v["name"] == c.VERSION)
@@ -81,6 +95,7 @@ def render() -> str:
         "",
         f"`{c.KIND}` in `{c.API_VERSION}` (plural `{c.PLURAL}`), namespaced.",
         "",
+        *_other_versions(crd),
         "## `kubectl get rayclusters` columns",
         "",
         "| column | JSONPath | shown with `-o wide` only |",

@@ -565,6 +565,33 @@ def raycluster_schema(k8s: KubernetesSchemas) -> Schema:
     return sort_properties(schema)
 
 
+LEGACY_VERSION = "v1alpha1"
+
+
+def legacy_schema(v1: Schema) -> Schema:
+    """The schema `ray.io/v1alpha1` is served with, so manifests written for it still
+    apply. As KubeRay, the CRD converts nothing (strategy None): an object written as
+    v1alpha1 is stored as it is and read as v1, so its fields must be v1's. They are
+    validated the same way, except that pod templates and `headService` are kept as
+    written (the derived Kubernetes schemas would double the CRD past the 256 KiB a
+    client-side `kubectl apply` can store); the API server then checks them when the
+    operator creates the pods and the Service, and a refusal becomes a condition."""
+    out = copy.deepcopy(v1)
+    spec = out["properties"]["spec"]["properties"]
+    head = spec["headGroupSpec"]["properties"]
+    group = spec["workerGroupSpecs"]["items"]["properties"]
+    for parent, key in ((head, "template"), (group, "template"), (head, "headService")):
+        parent[key] = {
+            "description": parent[key]["description"],
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        }
+    out["properties"]["apiVersion"]["description"] = (
+        f"API version of this object: {c.GROUP}/{LEGACY_VERSION} (read back as {c.API_VERSION})."
+    )
+    return out
+
+
 def sort_properties(schema: Any) -> Any:
     """Copy of `schema` with every `properties` mapping in name order (stable output)."""
     if isinstance(schema, dict):
