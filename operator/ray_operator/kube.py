@@ -31,6 +31,7 @@ from .observed import ObservedPod, ObservedService
 log = logging.getLogger(__name__)
 REPORTING_COMPONENT = "ray-operator"
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 # kind -> collection path below /namespaces/{ns}
@@ -263,6 +264,19 @@ class KubeApi:
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
         created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         return created["metadata"]["name"]
+
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
+        """Merge `annotations` into a pod's metadata; False if the pod is gone."""
+        try:
+            self.request(
+                "PATCH", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}",
+                {"metadata": {"annotations": annotations}}, content_type=MERGE_PATCH,
+            )  # fmt: skip
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
 
     def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone (that is fine)."""

@@ -21,6 +21,16 @@ class PodDelete:
 
 
 @dataclass(frozen=True, slots=True)
+class PodStamp:
+    """A pod to keep that lacks our template hash (made by KubeRay before a migration):
+    it gets the current hash by a metadata patch instead of being recreated."""
+
+    name: str
+    group: str
+    template_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with the spec that only shows at runtime: surfaced as the
     ReplicaFailure condition and a Warning event, never as a crash."""
@@ -42,6 +52,7 @@ class Failure:
 class Plan:
     creates: list[PodCreate] = field(default_factory=list)
     deletes: list[PodDelete] = field(default_factory=list)
+    stamps: list[PodStamp] = field(default_factory=list)
     # Children that must exist: the head Service when it is missing, then the autoscaler
     # ServiceAccount, Role and RoleBinding, in that order (each is bound to the one
     # before, so the reconciler stops at the first it cannot vouch for).

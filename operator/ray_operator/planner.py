@@ -15,7 +15,8 @@ the result. The rules follow the RayCluster API (reference §5):
 - `authOptions` that Ray cannot honour are refused before anything is done, and the
   token Secret is ensured first (builders/auth.py);
 - suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
-  pods whose template hash is out of date.
+  pods whose template hash is out of date, and stamps pods that have none (adopted
+  from KubeRay) with the current one instead of replacing them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from . import constants as c
 from .builders import auth
 from .errors import InvalidSpecError
-from .model import Plan, PodCreate, PodDelete, Problem
+from .model import Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import Observed, ObservedPod, choose_head
 from .spec import (
     GroupSpec,
@@ -104,8 +105,10 @@ def plan(
         return result  # without a valid head nothing else can work
 
     heads = [p for p in alive if p.is_head]
+    if recreate_on_template_change(cluster):
+        _stamp_adopted(heads, c.HEAD_GROUP, template_hash(head_pod), result)
     outdated_head = recreate_on_template_change(cluster) and any(
-        p.template_hash != template_hash(head_pod) for p in heads if not p.finished
+        _outdated(p, template_hash(head_pod)) for p in heads if not p.finished
     )
     if outdated_head:
         # A new head means a new Ray cluster: every worker must rejoin it.
@@ -191,9 +194,10 @@ def _plan_group(
 
     if recreate_on_template_change(cluster):
         wanted_hash = template_hash(prototype)
-        outdated = [p for p in remaining if p.template_hash != wanted_hash]
+        _stamp_adopted(remaining, group.name, wanted_hash, result)
+        outdated = [p for p in remaining if _outdated(p, wanted_hash)]
         result.deletes += [PodDelete(p.name, group.name, REASON_OUTDATED) for p in outdated]
-        remaining = [p for p in remaining if p.template_hash == wanted_hash]
+        remaining = [p for p in remaining if not _outdated(p, wanted_hash)]
 
     missing = group.desired_pods - len(remaining)
     if missing > 0:
@@ -202,6 +206,23 @@ def _plan_group(
     elif missing < 0 and not autoscaling:
         for p in _scale_down_order(remaining)[:-missing]:
             result.deletes.append(PodDelete(p.name, group.name, REASON_SURPLUS))
+
+
+def _outdated(pod: ObservedPod, wanted_hash: str | None) -> bool:
+    """Made from another template: it has a hash, and not the wanted one. A pod
+    without any hash is adopted (stamped) instead."""
+    return pod.template_hash is not None and pod.template_hash != wanted_hash
+
+
+def _stamp_adopted(
+    pods: list[ObservedPod], group: str, wanted_hash: str | None, result: Plan
+) -> None:
+    """Pods without our hash, made by KubeRay before a migration (its pods carry none):
+    restarting them would kill the running Ray cluster, so they get the current hash
+    and count as up to date, as KubeRay counts its own pods."""
+    if wanted_hash is None:
+        return
+    result.stamps += [PodStamp(p.name, group, wanted_hash) for p in pods if p.template_hash is None]
 
 
 def head_service_taken(name: str) -> Problem:

@@ -34,7 +34,7 @@ from .builders.autoscaler import head_service_account
 from .builders.groups import head_service_name
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
-from .model import Failure, Plan, PodCreate, PodDelete, Problem
+from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, controller_uid, owned_by
 from .planner import Builders, default_builders, head_service_taken, plan
 from .spec import autoscaling_enabled, managed_by_us
@@ -256,6 +256,38 @@ class Reconciler:
         )
         failures += [f for f in results if f is not None]
         self.events.pods_written(cluster, done)
+        failures += await self._stamp(cluster, todo.stamps)
+        return failures
+
+    async def _stamp(self, cluster: dict[str, Any], stamps: list[PodStamp]) -> list[Failure]:
+        """Adopt pods that lack our template hash (KubeRay's, after a migration) by
+        writing the current one on them: the pods, and the Ray cluster, keep running."""
+        if not stamps:
+            return []
+        namespace = cluster["metadata"]["namespace"]
+        calls = [
+            self._call(
+                self.api.annotate_pod,
+                namespace,
+                s.name,
+                {c.ANNOTATION_TEMPLATE_HASH: s.template_hash},
+            )
+            for s in stamps
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failures = []
+        for stamp, result in zip(stamps, results, strict=True):
+            if isinstance(result, ApiException):
+                failures.append(self._failed(cluster, "FailedAdoptPod", stamp.name, result))
+            elif isinstance(result, BaseException):
+                raise result
+        adopted = [s.name for s, r in zip(stamps, results, strict=True) if r is True]
+        if adopted:
+            self.events.post(
+                cluster, "Normal", "AdoptedPods",
+                f"Stamped {len(adopted)} pod(s) without a {c.ANNOTATION_TEMPLATE_HASH} with "
+                f"the current one instead of recreating them: {', '.join(adopted[:10])}",
+            )  # fmt: skip
         return failures
 
     async def _ensure(self, cluster: dict[str, Any], obj: dict[str, Any], todo: Plan) -> bool:
