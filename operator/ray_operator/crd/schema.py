@@ -316,10 +316,13 @@ def autoscaler_options(k8s: KubernetesSchemas) -> Schema:
                 k8s.container_field("volumeMounts"),
             ),
             "command": _described(
-                "Command of the autoscaler container.", k8s.container_field("command")
+                "Command of the autoscaler container (KubeRay v1.7.0); the generated "
+                "start command is in $KUBERAY_GEN_AUTOSCALER_START_CMD.",
+                k8s.container_field("command"),
             ),
             "args": _described(
-                "Arguments of the autoscaler container.", k8s.container_field("args")
+                "Arguments of the autoscaler container (KubeRay v1.7.0).",
+                k8s.container_field("args"),
             ),
         },
     )
