@@ -29,6 +29,9 @@ class ObservedPod:
     # The uid of the controlling owner. Only pods controlled by the RayCluster count as
     # its pods: a label can be written by anyone, an ownerReference only on purpose.
     owner_uid: str | None = None
+    # Multi-host replicas: the replica's name ("" outside one) and index in its group.
+    replica: str = ""
+    replica_index: int | None = None
 
     @classmethod
     def from_dict(cls, pod: dict[str, Any]) -> ObservedPod:
@@ -47,6 +50,8 @@ class ObservedPod:
             created=meta.get("creationTimestamp") or "",
             waiting=_first_waiting(status),
             owner_uid=controller_uid(meta),
+            replica=labels.get(c.LABEL_REPLICA_NAME, ""),
+            replica_index=_int_label(labels.get(c.LABEL_REPLICA_INDEX)),
         )
 
     @property
@@ -65,6 +70,10 @@ class ObservedPod:
     def finished(self) -> bool:
         """Failed or Succeeded: the container is gone for good and must be replaced."""
         return self.phase in TERMINAL_PHASES
+
+
+def _int_label(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def controller_uid(meta: dict[str, Any]) -> str | None:

@@ -26,9 +26,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import constants as c
+from . import replicas
 from .builders import auth
 from .errors import InvalidSpecError
-from .model import Plan, PodCreate, PodDelete, PodStamp, Problem
+from .model import (  # why a pod is deleted: shown in events and used by tests
+    REASON_EXTRA_HEAD,
+    REASON_FINISHED,
+    REASON_OUTDATED,
+    REASON_SURPLUS,
+    REASON_SUSPEND,
+    REASON_WORKERS_TO_DELETE,
+    Plan,
+    PodCreate,
+    PodDelete,
+    PodStamp,
+    Problem,
+)
 from .observed import Observed, ObservedPod, choose_head
 from .spec import (
     GroupSpec,
@@ -37,14 +50,6 @@ from .spec import (
     recreate_on_template_change,
     worker_groups,
 )
-
-# Why a pod is deleted: shown in events and used by tests.
-REASON_WORKERS_TO_DELETE = "WorkersToDelete"
-REASON_FINISHED = "PodFinished"
-REASON_SURPLUS = "ScaleDown"
-REASON_SUSPEND = "Suspend"
-REASON_OUTDATED = "TemplateChanged"
-REASON_EXTRA_HEAD = "DuplicateHead"
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ def plan(
             result.problems.append(head_service_taken(observed.foreign_head_service))
         elif observed.head_service is None:
             result.ensure.append(service)
+        if any(g.num_of_hosts > 1 for g in worker_groups(cluster)):
+            result.ensure.append(replicas.build_headless_service(cluster))
         if autoscaling_enabled(cluster):
             result.ensure += builders.autoscaler_rbac(cluster)
     except InvalidSpecError as err:
@@ -179,6 +186,13 @@ def _plan_group(
         result.problems.append(Problem("InvalidWorkerGroupSpec", err.field, err.message))
         return
 
+    if group.num_of_hosts > 1:
+        wanted = template_hash(prototype) if recreate_on_template_change(cluster) else None
+        if autoscaling:
+            _check_max_replicas(group, [p for p in pods if not p.finished], result)
+        replicas.plan_multi_host(group, pods, prototype, wanted, autoscaling, result)
+        return
+
     listed = set(group.workers_to_delete)
     remaining: list[ObservedPod] = []
     for p in pods:
@@ -202,7 +216,7 @@ def _plan_group(
     missing = group.desired_pods - len(remaining)
     if missing > 0:
         # Pods use generateName, so one body serves every copy.
-        result.creates += [PodCreate(group.name, prototype, f"{group.path}.template")] * missing
+        result.creates += replicas.single_host_creates(group, prototype, remaining, missing)
     elif missing < 0 and not autoscaling:
         for p in _scale_down_order(remaining)[:-missing]:
             result.deletes.append(PodDelete(p.name, group.name, REASON_SURPLUS))

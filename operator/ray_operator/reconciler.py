@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import json
 import logging
 import secrets
@@ -183,7 +184,7 @@ class Reconciler:
         auth_problems = await self._check_auth_secret(cluster)
         todo.problems += auth_problems
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
-        todo.creates = todo.creates[: self.config.max_creates_per_pass]
+        todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures = await self._execute(cluster, todo)
 
         previous = cluster.get("status") or {}
@@ -247,12 +248,15 @@ class Reconciler:
                 kind, name = obj["kind"], obj["metadata"]["name"]
                 failures.append(self._failed(cluster, f"FailedCreate{kind}", name, err))
                 ours = False
-            if obj["kind"] != "Secret":  # the auth Secret grants nothing to anyone
+            # Only the head Service and the RBAC chain gate the autoscaler's RBAC; the
+            # auth Secret and the headless worker Service grant nothing to anyone.
+            if obj["kind"] in RBAC_KINDS or obj["metadata"]["name"] == head_service_name(cluster):
                 rbac_blocked |= not ours
         done: list[PodWrite] = []
+        replica_names = _new_replica_names(todo.creates)
         results = await asyncio.gather(
             *(self._delete(cluster, d, done) for d in todo.deletes),
-            *(self._create(cluster, p, done) for p in todo.creates),
+            *(self._create(cluster, _labelled(p, replica_names), done) for p in todo.creates),
         )
         failures += [f for f in results if f is not None]
         self.events.pods_written(cluster, done)
@@ -302,14 +306,15 @@ class Reconciler:
             # A fresh token per attempt; only sent if the Secret is missing (GET first),
             # so an existing token is never replaced under running pods.
             obj = auth.with_token(obj, secrets.token_bytes(auth.TOKEN_BYTES))
-        # The planner asks for the Service only when it saw none: no GET first.
-        created, found = await self._call(self.api.create_or_get, obj, kind != "Service")
+        # The planner asks for the head Service only when it saw none: no GET first.
+        head_service = kind == "Service" and name == head_service_name(cluster)
+        created, found = await self._call(self.api.create_or_get, obj, not head_service)
         if controller_uid(found) != meta["uid"]:
             todo.problems.append(_name_taken(kind, name))
             return False
         if created:
             self.events.post(cluster, "Normal", f"Created{kind}", f"Created {kind} {name}")
-        if kind != "Service":  # the head Service is observed on every pass anyway
+        if not head_service:  # the head Service is observed on every pass anyway
             ensured.add((meta["uid"], kind, name))
         return True
 
@@ -452,7 +457,54 @@ class Reconciler:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+REPLICA_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' random names
+
+
+def _new_replica_names(creates: list[PodCreate]) -> dict[tuple[str, int], str]:
+    """`<group>-<5 random characters>` for each new multi-host replica of the plan."""
+    keys = {(p.group, p.new_replica) for p in creates if p.new_replica is not None}
+    return {
+        key: f"{key[0]}-{''.join(secrets.choice(REPLICA_NAME_ALPHABET) for _ in range(5))}"
+        for key in keys
+    }
+
+
+def _labelled(create: PodCreate, replica_names: dict[tuple[str, int], str]) -> PodCreate:
+    """The create with its planned labels (and replica name) written into its body."""
+    labels = dict(create.labels)
+    if create.new_replica is not None:
+        labels[c.LABEL_REPLICA_NAME] = replica_names[(create.group, create.new_replica)]
+    if not labels:
+        return create
+    body = {**create.body, "metadata": dict(create.body["metadata"])}
+    body["metadata"]["labels"] = {**(body["metadata"].get("labels") or {}), **labels}
+    return dataclasses.replace(create, body=body)
+
+
+def _first_creates(creates: list[PodCreate], limit: int) -> list[PodCreate]:
+    """At most `limit` creates, never splitting a multi-host replica across passes (a
+    replica missing a host would be deleted by the next pass)."""
+    if len(creates) <= limit:
+        return creates
+    cut = limit
+    last = creates[cut - 1]
+    while (
+        cut < len(creates)
+        and last.new_replica is not None
+        and (creates[cut].group, creates[cut].new_replica) == (last.group, last.new_replica)
+    ):
+        cut += 1
+    return creates[:cut]
+
+
 def _name_taken(kind: str, name: str) -> Problem:
+    if kind == "Service" and name.endswith("-headless"):
+        return Problem(
+            "HeadlessServiceConflict",
+            "spec.workerGroupSpecs",
+            f"Service {name!r} exists but is not controlled by this RayCluster, so the "
+            "hosts of multi-host replicas cannot find each other through it: delete it",
+        )
     if kind == "Service":
         return head_service_taken(name)
     if kind == "Secret":
