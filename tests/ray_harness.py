@@ -33,6 +33,7 @@ Nothing here ever runs `ray stop` (it would kill every Ray process of the machin
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -69,6 +70,9 @@ KEPT_ENV = frozenset(
         "RAY_NODE_TYPE_NAME",
         "RAY_enable_autoscaler_v2",
         "RAY_USAGE_STATS_KUBERAY_IN_USE",
+        # authOptions: Ray refuses a node or client without the cluster's token.
+        "RAY_AUTH_MODE",
+        "RAY_AUTH_TOKEN",
     }
 )
 # Never inherited from the test process: each would point Ray somewhere else.
@@ -123,18 +127,43 @@ def _field_value(pod: client.V1Pod, path: str) -> str | None:
     return None
 
 
-def container_env(pod: client.V1Pod, container: client.V1Container) -> dict[str, str]:
-    """The container's env as the kubelet resolves it: values and the fieldRefs the
-    operator uses (name, namespace, labels). Other sources are skipped."""
+SecretReader = Callable[[str, str, str], str | None]  # (namespace, name, key) -> value
+
+
+def container_env(
+    pod: client.V1Pod, container: client.V1Container, secrets: SecretReader | None = None
+) -> dict[str, str]:
+    """The container's env as the kubelet resolves it: values, the fieldRefs the
+    operator uses (name, namespace, labels) and, given `secrets`, secretKeyRefs (the
+    auth token). Other sources are skipped."""
     env: dict[str, str] = {}
     for var in container.env or []:
+        source = var.value_from
         if var.value is not None:
             env[var.name] = expand(var.value, env)
-        elif var.value_from is not None and var.value_from.field_ref is not None:
-            value = _field_value(pod, var.value_from.field_ref.field_path)
+        elif source is not None and source.field_ref is not None:
+            value = _field_value(pod, source.field_ref.field_path)
+            if value is not None:
+                env[var.name] = value
+        elif source is not None and source.secret_key_ref is not None and secrets is not None:
+            ref = source.secret_key_ref
+            value = secrets(pod.metadata.namespace, ref.name, ref.key)
             if value is not None:
                 env[var.name] = value
     return env
+
+
+def secret_reader(core: client.CoreV1Api) -> SecretReader:
+    def read(namespace: str, name: str, key: str) -> str | None:
+        try:
+            data = core.read_namespaced_secret(name, namespace).data or {}
+        except client.ApiException as err:
+            if err.status == 404:
+                return None  # a kubelet would not start the container: tests see that
+            raise
+        return base64.b64decode(data[key]).decode() if key in data else None
+
+    return read
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -426,7 +455,7 @@ class RayHarness:
 
     def _start_node(self, pod: client.V1Pod) -> None:
         ray = pod.spec.containers[c.RAY_CONTAINER_INDEX]
-        pod_env = container_env(pod, ray)
+        pod_env = container_env(pod, ray, secret_reader(self.core))
         missing = {"RAY_CLOUD_INSTANCE_ID", "RAY_NODE_TYPE_NAME", "KUBERAY_GEN_RAY_START_CMD"}
         missing -= set(pod_env)
         if missing:  # the operator must give every Ray container its identity
@@ -492,7 +521,7 @@ class RayHarness:
     def _start_autoscaler(self, head: client.V1Pod) -> None:
         assert self.credentials is not None and self.head_address is not None
         sidecar = next(x for x in head.spec.containers if x.name == c.AUTOSCALER_CONTAINER_NAME)
-        env = container_env(head, sidecar)
+        env = container_env(head, sidecar, secret_reader(self.core))
         command = [expand(w, env) for w in [*(sidecar.command or []), *(sidecar.args or [])]]
         # ["/bin/bash", "-c", "--", "ray kuberay-autoscaler --cluster-name X ..."]
         script = command[-1]
@@ -556,16 +585,21 @@ class RayHarness:
         return "\n".join(parts)
 
     def run_driver(
-        self, script: str, *args: str, on_line: Callable[[str], None] | None = None
+        self,
+        script: str,
+        *args: str,
+        on_line: Callable[[str], None] | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         """Start a Ray driver (`python -c script <head address> <head ip> *args`) on the
-        head node; each stdout line goes to `on_line`. Returns the process."""
+        head node, with `env` added; each stdout line goes to `on_line`. Returns the
+        process."""
         assert self.head_address is not None and self.head_ip is not None
         proc = subprocess.Popen(
             [sys.executable, "-c", script, self.head_address, self.head_ip, *args],
             stdout=subprocess.PIPE,
             stderr=(self.workdir / "logs" / "driver.log").open("ab"),
-            env=base_env({**self.in_pod_env(), **self.extra_env}),
+            env=base_env({**self.in_pod_env(), **self.extra_env, **(env or {})}),
             start_new_session=True,
             cwd=self.workdir,
             text=True,

@@ -33,6 +33,13 @@ LABEL_IS_RAY_NODE: Final = "ray.io/is-ray-node"
 LABEL_IDENTIFIER: Final = "ray.io/identifier"
 LABEL_APP_NAME: Final = "app.kubernetes.io/name"
 LABEL_CREATED_BY: Final = "app.kubernetes.io/created-by"
+# Multi-host worker groups (numOfHosts > 1), as KubeRay v1.6 labels them: which replica
+# a pod belongs to, the replica's index in its group (on every worker pod), and the
+# pod's host index within its replica; plus the label of the headless worker Service.
+LABEL_REPLICA_NAME: Final = "ray.io/worker-group-replica-name"
+LABEL_REPLICA_INDEX: Final = "ray.io/worker-group-replica-index"
+LABEL_HOST_INDEX: Final = "ray.io/replica-host-index"
+LABEL_HEADLESS_SERVICE: Final = "ray.io/headless-worker-svc"
 APP_NAME: Final = "kuberay"  # value Ray tooling and dashboards select on
 CREATED_BY: Final = "kuberay-operator"
 # Users may set other labels in the pod template, never these three.

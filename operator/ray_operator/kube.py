@@ -32,12 +32,14 @@ from .observed import ObservedPod, ObservedService
 log = logging.getLogger(__name__)
 REPORTING_COMPONENT = "ray-operator"
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 # kind -> collection path below /namespaces/{ns}
 CHILD_PATHS = {
     "Service": "/api/v1/namespaces/{ns}/services",
     "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
     "Role": RBAC + "/namespaces/{ns}/roles",
     "RoleBinding": RBAC + "/namespaces/{ns}/rolebindings",
 }
@@ -80,7 +82,8 @@ def needs(*permissions: Needs) -> Callable[[F], F]:
 
 CLUSTERS = (c.GROUP, c.PLURAL)
 CHILD_RESOURCES = {
-    "Service": ("", "services"), "ServiceAccount": ("", "serviceaccounts"),
+    "Service": ("", "services"), "Secret": ("", "secrets"),
+    "ServiceAccount": ("", "serviceaccounts"),
     "Role": ("rbac.authorization.k8s.io", "roles"),
     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
 }  # fmt: skip
@@ -311,12 +314,34 @@ class KubeApi:
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{quote(name)}"
         return self._get_or_none(path) is not None
 
+    @needs(Needs("", "secrets", ("get",)))
+    def secret_keys(self, namespace: str, name: str) -> set[str] | None:
+        """The keys of a Secret (never its values), None if there is no such Secret."""
+        secret = self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{quote(name)}")
+        if secret is None:
+            return None
+        return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+
     # -- writes ------------------------------------------------------------------------
 
     @needs(Needs("", "pods", ("create",)))
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
         created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         return created["metadata"]["name"]
+
+    @needs(Needs("", "pods", ("patch",)))
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
+        """Merge `annotations` into a pod's metadata; False if the pod is gone."""
+        try:
+            self.request(
+                "PATCH", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}",
+                {"metadata": {"annotations": annotations}}, content_type=MERGE_PATCH,
+            )  # fmt: skip
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
 
     @needs(Needs("", "pods", ("delete",)))
     def delete_pod(self, namespace: str, name: str) -> bool:
@@ -333,7 +358,7 @@ class KubeApi:
     def create_or_get(
         self, obj: dict[str, Any], check_first: bool = True
     ) -> tuple[bool, dict[str, Any]]:
-        """Create a namespaced child (Service, ServiceAccount, Role, RoleBinding) unless
+        """Create a namespaced child (Service, Secret, ServiceAccount, Role, RoleBinding) unless
         one of that name exists: (created, the metadata of the object now there), so
         the caller can check whose it is. Checking first with a GET keeps a resync free
         of write requests (a create answered 409 is still a write request)."""

@@ -29,6 +29,9 @@ class ObservedPod:
     # The uid of the controlling owner. Only pods controlled by the RayCluster count as
     # its pods: a label can be written by anyone, an ownerReference only on purpose.
     owner_uid: str | None = None
+    # Multi-host replicas: the replica's name ("" outside one) and index in its group.
+    replica: str = ""
+    replica_index: int | None = None
 
     @classmethod
     def from_dict(cls, pod: dict[str, Any]) -> ObservedPod:
@@ -47,6 +50,8 @@ class ObservedPod:
             created=meta.get("creationTimestamp") or "",
             waiting=_first_waiting(status),
             owner_uid=controller_uid(meta),
+            replica=labels.get(c.LABEL_REPLICA_NAME, ""),
+            replica_index=_int_label(labels.get(c.LABEL_REPLICA_INDEX)),
         )
 
     @property
@@ -65,6 +70,10 @@ class ObservedPod:
     def finished(self) -> bool:
         """Failed or Succeeded: the container is gone for good and must be replaced."""
         return self.phase in TERMINAL_PHASES
+
+
+def _int_label(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def controller_uid(meta: dict[str, Any]) -> str | None:
@@ -96,7 +105,8 @@ def _first_waiting(status: dict[str, Any]) -> str:
 class ObservedService:
     name: str
     cluster_ip: str | None
-    ports: tuple[tuple[str, int], ...]  # (name, port)
+    # (name, endpoint) per port: what `status.endpoints` reports, see `endpoint`.
+    ports: tuple[tuple[str, int | str], ...]
     owner_uid: str | None = None
 
     @classmethod
@@ -105,9 +115,23 @@ class ObservedService:
         return cls(
             name=svc["metadata"]["name"],
             cluster_ip=spec.get("clusterIP"),
-            ports=tuple((p.get("name", ""), int(p["port"])) for p in spec.get("ports") or []),
+            ports=tuple((p.get("name", ""), endpoint(p)) for p in spec.get("ports") or []),
             owner_uid=controller_uid(svc["metadata"]),
         )
+
+
+def endpoint(port: dict[str, Any]) -> int | str:
+    """Where a client reaches a Service port, as KubeRay reports it: the node port
+    (NodePort and LoadBalancer Services allocate one), else the target port (a number,
+    or a container port's name), else the port."""
+    if port.get("nodePort"):
+        return int(port["nodePort"])
+    target = port.get("targetPort")
+    if isinstance(target, int) and target:
+        return target
+    if isinstance(target, str) and target:
+        return int(target) if target.isdigit() else target
+    return int(port["port"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,11 @@ the result. The rules follow the RayCluster API (docs/behaviour.md, Reconciliati
   then reported, and Ray's autoscaler removes them;
 - with in-tree autoscaling, a group whose CPU count Ray's autoscaler cannot derive is
   reported (the autoscaler fails on every cycle for the whole cluster);
+- `authOptions` that Ray cannot honour are refused before anything is done, and the
+  token Secret is ensured first (builders/auth.py);
 - suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
-  pods whose template hash is out of date.
+  pods whose template hash is out of date, and stamps pods that have none (adopted
+  from KubeRay) with the current one instead of replacing them.
 """
 
 from __future__ import annotations
@@ -23,8 +26,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import constants as c
+from . import replicas
+from .builders import auth
 from .errors import InvalidSpecError
-from .model import Plan, PodCreate, PodDelete, Problem
+from .model import (  # why a pod is deleted: shown in events and used by tests
+    REASON_EXTRA_HEAD,
+    REASON_FINISHED,
+    REASON_OUTDATED,
+    REASON_SURPLUS,
+    REASON_SUSPEND,
+    REASON_WORKERS_TO_DELETE,
+    Plan,
+    PodCreate,
+    PodDelete,
+    PodStamp,
+    Problem,
+)
 from .observed import Observed, ObservedPod, choose_head
 from .spec import (
     GroupSpec,
@@ -33,14 +50,6 @@ from .spec import (
     recreate_on_template_change,
     worker_groups,
 )
-
-# Why a pod is deleted: shown in events and used by tests.
-REASON_WORKERS_TO_DELETE = "WorkersToDelete"
-REASON_FINISHED = "PodFinished"
-REASON_SURPLUS = "ScaleDown"
-REASON_SUSPEND = "Suspend"
-REASON_OUTDATED = "TemplateChanged"
-REASON_EXTRA_HEAD = "DuplicateHead"
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,15 @@ def plan(
         result.deletes += [PodDelete(p.name, p.group, REASON_SUSPEND) for p in alive]
         return result
 
+    invalid_auth = auth.problems(cluster)
+    if invalid_auth:
+        # KubeRay refuses such a spec whole; pods without working auth must not start.
+        result.problems += [Problem("InvalidAuthOptions", f, m) for f, m in invalid_auth]
+        return result
+    if auth.wants_generated_secret(cluster):
+        # First: the pods read their token from it.
+        result.ensure.append(auth.build_auth_secret(cluster))
+
     try:
         head_pod = builders.head_pod(cluster)
         service = builders.head_service(cluster)
@@ -85,6 +103,8 @@ def plan(
             result.problems.append(head_service_taken(observed.foreign_head_service))
         elif observed.head_service is None:
             result.ensure.append(service)
+        if any(g.num_of_hosts > 1 for g in worker_groups(cluster)):
+            result.ensure.append(replicas.build_headless_service(cluster))
         if autoscaling_enabled(cluster):
             result.ensure += builders.autoscaler_rbac(cluster)
     except InvalidSpecError as err:
@@ -92,8 +112,10 @@ def plan(
         return result  # without a valid head nothing else can work
 
     heads = [p for p in alive if p.is_head]
+    if recreate_on_template_change(cluster):
+        _stamp_adopted(heads, c.HEAD_GROUP, template_hash(head_pod), result)
     outdated_head = recreate_on_template_change(cluster) and any(
-        p.template_hash != template_hash(head_pod) for p in heads if not p.finished
+        _outdated(p, template_hash(head_pod)) for p in heads if not p.finished
     )
     if outdated_head:
         # A new head means a new Ray cluster: every worker must rejoin it.
@@ -164,6 +186,13 @@ def _plan_group(
         result.problems.append(Problem("InvalidWorkerGroupSpec", err.field, err.message))
         return
 
+    if group.num_of_hosts > 1:
+        wanted = template_hash(prototype) if recreate_on_template_change(cluster) else None
+        if autoscaling:
+            _check_max_replicas(group, [p for p in pods if not p.finished], result)
+        replicas.plan_multi_host(group, pods, prototype, wanted, autoscaling, result)
+        return
+
     listed = set(group.workers_to_delete)
     remaining: list[ObservedPod] = []
     for p in pods:
@@ -179,17 +208,35 @@ def _plan_group(
 
     if recreate_on_template_change(cluster):
         wanted_hash = template_hash(prototype)
-        outdated = [p for p in remaining if p.template_hash != wanted_hash]
+        _stamp_adopted(remaining, group.name, wanted_hash, result)
+        outdated = [p for p in remaining if _outdated(p, wanted_hash)]
         result.deletes += [PodDelete(p.name, group.name, REASON_OUTDATED) for p in outdated]
-        remaining = [p for p in remaining if p.template_hash == wanted_hash]
+        remaining = [p for p in remaining if not _outdated(p, wanted_hash)]
 
     missing = group.desired_pods - len(remaining)
     if missing > 0:
         # Pods use generateName, so one body serves every copy.
-        result.creates += [PodCreate(group.name, prototype, f"{group.path}.template")] * missing
+        result.creates += replicas.single_host_creates(group, prototype, remaining, missing)
     elif missing < 0 and not autoscaling:
         for p in _scale_down_order(remaining)[:-missing]:
             result.deletes.append(PodDelete(p.name, group.name, REASON_SURPLUS))
+
+
+def _outdated(pod: ObservedPod, wanted_hash: str | None) -> bool:
+    """Made from another template: it has a hash, and not the wanted one. A pod
+    without any hash is adopted (stamped) instead."""
+    return pod.template_hash is not None and pod.template_hash != wanted_hash
+
+
+def _stamp_adopted(
+    pods: list[ObservedPod], group: str, wanted_hash: str | None, result: Plan
+) -> None:
+    """Pods without our hash, made by KubeRay before a migration (its pods carry none):
+    restarting them would kill the running Ray cluster, so they get the current hash
+    and count as up to date, as KubeRay counts its own pods."""
+    if wanted_hash is None:
+        return
+    result.stamps += [PodStamp(p.name, group, wanted_hash) for p in pods if p.template_hash is None]
 
 
 def head_service_taken(name: str) -> Problem:

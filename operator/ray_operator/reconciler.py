@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import json
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,11 +30,12 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from . import metrics
+from .builders import auth
 from .builders.autoscaler import head_service_account
-from .builders.names import head_service_name
+from .builders.groups import head_service_name
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
-from .model import Failure, Plan, PodCreate, PodDelete, Problem
+from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, controller_uid, owned_by
 from .planner import Builders, default_builders, head_service_taken, plan
 from .spec import autoscaling_enabled, managed_by_us
@@ -169,14 +172,19 @@ class Reconciler:
 
         pods, service = await asyncio.gather(
             self._call(self.api.list_cluster_pods, namespace, name),
-            self._call(self.api.get_service, namespace, head_service_name(name)),
+            self._call(
+                self.api.get_service, namespace, head_service_name(cluster)
+            ),  # then ownership
         )
+        # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
         todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
         todo.problems += await self._check_head_service_account(cluster)
+        auth_problems = await self._check_auth_secret(cluster)
+        todo.problems += auth_problems
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
-        todo.creates = todo.creates[: self.config.max_creates_per_pass]
+        todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures = await self._execute(cluster, todo)
 
         previous = cluster.get("status") or {}
@@ -195,7 +203,8 @@ class Reconciler:
             self.events.new_problems(cluster, _replica_failure(previous), todo.problems)
         if more_to_create or changed_meanwhile:
             return 0.0
-        return self.config.retry_after_failure if failures else None
+        # No watch sees Secrets: look again soon for the one that was missing.
+        return self.config.retry_after_failure if failures or auth_problems else None
 
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
@@ -239,14 +248,50 @@ class Reconciler:
                 kind, name = obj["kind"], obj["metadata"]["name"]
                 failures.append(self._failed(cluster, f"FailedCreate{kind}", name, err))
                 ours = False
-            rbac_blocked |= not ours
+            # Only the head Service and the RBAC chain gate the autoscaler's RBAC; the
+            # auth Secret and the headless worker Service grant nothing to anyone.
+            if obj["kind"] in RBAC_KINDS or obj["metadata"]["name"] == head_service_name(cluster):
+                rbac_blocked |= not ours
         done: list[PodWrite] = []
+        replica_names = _new_replica_names(todo.creates)
         results = await asyncio.gather(
             *(self._delete(cluster, d, done) for d in todo.deletes),
-            *(self._create(cluster, p, done) for p in todo.creates),
+            *(self._create(cluster, _labelled(p, replica_names), done) for p in todo.creates),
         )
         failures += [f for f in results if f is not None]
         self.events.pods_written(cluster, done)
+        failures += await self._stamp(cluster, todo.stamps)
+        return failures
+
+    async def _stamp(self, cluster: dict[str, Any], stamps: list[PodStamp]) -> list[Failure]:
+        """Adopt pods that lack our template hash (KubeRay's, after a migration) by
+        writing the current one on them: the pods, and the Ray cluster, keep running."""
+        if not stamps:
+            return []
+        namespace = cluster["metadata"]["namespace"]
+        calls = [
+            self._call(
+                self.api.annotate_pod,
+                namespace,
+                s.name,
+                {c.ANNOTATION_TEMPLATE_HASH: s.template_hash},
+            )
+            for s in stamps
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failures = []
+        for stamp, result in zip(stamps, results, strict=True):
+            if isinstance(result, ApiException):
+                failures.append(self._failed(cluster, "FailedAdoptPod", stamp.name, result))
+            elif isinstance(result, BaseException):
+                raise result
+        adopted = [s.name for s, r in zip(stamps, results, strict=True) if r is True]
+        if adopted:
+            self.events.post(
+                cluster, "Normal", "AdoptedPods",
+                f"Stamped {len(adopted)} pod(s) without a {c.ANNOTATION_TEMPLATE_HASH} with "
+                f"the current one instead of recreating them: {', '.join(adopted[:10])}",
+            )  # fmt: skip
         return failures
 
     async def _ensure(self, cluster: dict[str, Any], obj: dict[str, Any], todo: Plan) -> bool:
@@ -257,14 +302,19 @@ class Reconciler:
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         if (meta["uid"], kind, name) in ensured:
             return True
-        # The planner asks for the Service only when it saw none: no GET first.
-        created, found = await self._call(self.api.create_or_get, obj, kind != "Service")
+        if kind == "Secret":
+            # A fresh token per attempt; only sent if the Secret is missing (GET first),
+            # so an existing token is never replaced under running pods.
+            obj = auth.with_token(obj, secrets.token_bytes(auth.TOKEN_BYTES))
+        # The planner asks for the head Service only when it saw none: no GET first.
+        head_service = kind == "Service" and name == head_service_name(cluster)
+        created, found = await self._call(self.api.create_or_get, obj, not head_service)
         if controller_uid(found) != meta["uid"]:
             todo.problems.append(_name_taken(kind, name))
             return False
         if created:
             self.events.post(cluster, "Normal", f"Created{kind}", f"Created {kind} {name}")
-        if kind != "Service":  # the head Service is observed on every pass anyway
+        if not head_service:  # the head Service is observed on every pass anyway
             ensured.add((meta["uid"], kind, name))
         return True
 
@@ -301,6 +351,46 @@ class Reconciler:
                 "watch, patch; pods/resize patch; rayclusters get, patch)",
             )
         ]
+
+    async def _check_auth_secret(self, cluster: dict[str, Any]) -> list[Problem]:
+        """`authOptions.secretName`: the Secret must exist and hold `auth_token`, or
+        every Ray pod stays unstarted (its env cannot be resolved). Only its keys are
+        read. Checked until it is seen once (per cluster and process)."""
+        name = auth.user_secret(cluster)
+        if not name or not auth.token_auth(cluster) or auth.k8s_token_auth(cluster):
+            return []
+        meta = cluster["metadata"]
+        ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+        key = (meta["uid"], "UserSecret", name)
+        if key in ensured:
+            return []
+        try:
+            keys = await self._call(self.api.secret_keys, meta["namespace"], name)
+        except ApiException as err:
+            log.warning("could not check secret %s: %s", name, err.reason)
+            return []
+        field = "spec.authOptions.secretName"
+        if keys is None:
+            return [
+                Problem(
+                    "AuthSecretNotFound",
+                    field,
+                    f"Secret {name!r} does not exist in namespace {meta['namespace']!r}: Ray "
+                    f"pods cannot start until it does; create it with key "
+                    f"{auth.TOKEN_KEY!r}, or remove secretName to have one generated",
+                )
+            ]
+        if auth.TOKEN_KEY not in keys:
+            return [
+                Problem(
+                    "AuthSecretKeyMissing",
+                    field,
+                    f"Secret {name!r} has no key {auth.TOKEN_KEY!r}: Ray pods cannot start "
+                    f"until it does; put the token under {auth.TOKEN_KEY!r}",
+                )
+            ]
+        ensured.add(key)
+        return []
 
     async def _create(
         self, cluster: dict[str, Any], create: PodCreate, done: list[PodWrite]
@@ -367,9 +457,64 @@ class Reconciler:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+REPLICA_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' random names
+
+
+def _new_replica_names(creates: list[PodCreate]) -> dict[tuple[str, int], str]:
+    """`<group>-<5 random characters>` for each new multi-host replica of the plan."""
+    keys = {(p.group, p.new_replica) for p in creates if p.new_replica is not None}
+    return {
+        key: f"{key[0]}-{''.join(secrets.choice(REPLICA_NAME_ALPHABET) for _ in range(5))}"
+        for key in keys
+    }
+
+
+def _labelled(create: PodCreate, replica_names: dict[tuple[str, int], str]) -> PodCreate:
+    """The create with its planned labels (and replica name) written into its body."""
+    labels = dict(create.labels)
+    if create.new_replica is not None:
+        labels[c.LABEL_REPLICA_NAME] = replica_names[(create.group, create.new_replica)]
+    if not labels:
+        return create
+    body = {**create.body, "metadata": dict(create.body["metadata"])}
+    body["metadata"]["labels"] = {**(body["metadata"].get("labels") or {}), **labels}
+    return dataclasses.replace(create, body=body)
+
+
+def _first_creates(creates: list[PodCreate], limit: int) -> list[PodCreate]:
+    """At most `limit` creates, never splitting a multi-host replica across passes (a
+    replica missing a host would be deleted by the next pass)."""
+    if len(creates) <= limit:
+        return creates
+    cut = limit
+    last = creates[cut - 1]
+    while (
+        cut < len(creates)
+        and last.new_replica is not None
+        and (creates[cut].group, creates[cut].new_replica) == (last.group, last.new_replica)
+    ):
+        cut += 1
+    return creates[:cut]
+
+
 def _name_taken(kind: str, name: str) -> Problem:
+    if kind == "Service" and name.endswith("-headless"):
+        return Problem(
+            "HeadlessServiceConflict",
+            "spec.workerGroupSpecs",
+            f"Service {name!r} exists but is not controlled by this RayCluster, so the "
+            "hosts of multi-host replicas cannot find each other through it: delete it",
+        )
     if kind == "Service":
         return head_service_taken(name)
+    if kind == "Secret":
+        return Problem(
+            "AuthSecretConflict",
+            "spec.authOptions.secretName",
+            f"Secret {name!r} already exists and is not controlled by this RayCluster; "
+            "the Ray pods read their token from it as it is. Set authOptions.secretName "
+            f"to {name!r} to use it on purpose, or delete it to get a generated one",
+        )
     return Problem(
         "AutoscalerRBACConflict",
         "metadata.name",

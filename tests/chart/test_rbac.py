@@ -28,8 +28,10 @@ def flatten(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
 
 
 def assert_least_privilege(rules: list[dict[str, Any]]) -> None:
-    resources = {r for rule in rules for r in rule["resources"]}
-    assert "secrets" not in resources
+    # Secrets: get and create only; reading every Secret of a namespace (list, watch)
+    # or changing one is never granted.
+    secret_verbs = {v for rule in rules if "secrets" in rule["resources"] for v in rule["verbs"]}
+    assert secret_verbs <= {"get", "create"}
     assert not any(rule.get("nonResourceURLs") for rule in rules)
 
 

@@ -240,6 +240,7 @@ def test_every_optional_spec_field_round_trips(api_client, namespace):
         "redisUsername": {"value": "ray"},
         "externalStorageNamespace": "ns-1",
     }
+    spec["authOptions"] = {"mode": "token", "secretName": "ray-token"}
     head = spec["headGroupSpec"]
     head["enableIngress"] = True
     head["ingressOptions"] = {
@@ -566,6 +567,21 @@ INVALID: dict[str, tuple[Callable[[Manifest], None], list[str]]] = {
     "gcs fault tolerance without redis address": (
         _set("spec.gcsFaultToleranceOptions", {"externalStorageNamespace": "x"}),
         ["spec.gcsFaultToleranceOptions.redisAddress", "Required value"],
+    ),
+    "unknown authOptions mode": (
+        _set("spec.authOptions", {"mode": "password"}),
+        ["spec.authOptions.mode", "Unsupported value"],
+    ),
+    "k8s token auth without token mode": (
+        _set("spec.authOptions", {"mode": "disabled", "enableK8sTokenAuth": True}),
+        ["spec.authOptions.enableK8sTokenAuth", "needs authOptions.mode: token"],
+    ),
+    "k8s token auth with a secretName": (
+        _set(
+            "spec.authOptions",
+            {"mode": "token", "enableK8sTokenAuth": True, "secretName": "s"},
+        ),
+        ["spec.authOptions.secretName", "cannot be set with enableK8sTokenAuth"],
     ),
     "empty pod name in workersToDelete": (
         _set(f"{G0}.scaleStrategy", {"workersToDelete": [""]}),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ray_operator.builders import build_autoscaler_container, build_autoscaler_rbac, build_head_pod
+from ray_operator.errors import InvalidSpecError
 
 from .builders_support import IMAGE, cluster, env_map, frozen, pod_problems, ray_container
 
@@ -38,6 +39,7 @@ def test_default_sidecar() -> None:
         "RAY_CLUSTER_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         "RAY_HEAD_POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
         "KUBERAY_CRD_VER": "v1",
+        "KUBERAY_GEN_AUTOSCALER_START_CMD": sidecar["args"][0],
     }
     for key in ("envFrom", "volumeMounts", "securityContext"):
         assert key not in sidecar
@@ -231,3 +233,29 @@ def test_no_rbac_for_a_user_service_account(field: str) -> None:
 def test_no_rbac_without_autoscaling() -> None:
     assert build_autoscaler_rbac(cluster()) == []
     assert build_autoscaler_rbac(cluster(enableInTreeAutoscaling=False)) == []
+
+
+def test_custom_command_can_run_the_generated_one_as_kuberay_1_7() -> None:
+    """KubeRay v1.7.0: command/args replace ours and KUBERAY_GEN_AUTOSCALER_START_CMD,
+    placed after the variables it names, lets them wrap the generated command."""
+    from tests.ray_harness import expand
+
+    options = {
+        "command": ["/bin/bash", "-c"],
+        "args": ["echo hi && $KUBERAY_GEN_AUTOSCALER_START_CMD"],
+    }
+    sidecar = build_autoscaler_container(cluster(autoscalerOptions=options, **ON))
+    assert (sidecar["command"], sidecar["args"]) == (options["command"], options["args"])
+    names = [e["name"] for e in sidecar["env"]]
+    assert names.index("KUBERAY_GEN_AUTOSCALER_START_CMD") > names.index("RAY_CLUSTER_NAMESPACE")
+    # The kubelet's expansion, in env order, as the harness does it.
+    resolved: dict[str, str] = {"RAY_CLUSTER_NAME": "demo", "RAY_CLUSTER_NAMESPACE": "ns"}
+    gen = expand(env_map(sidecar)["KUBERAY_GEN_AUTOSCALER_START_CMD"], resolved)
+    assert gen == "ray kuberay-autoscaler --cluster-name demo --cluster-namespace ns"
+
+
+def test_env_may_not_set_the_generated_command() -> None:
+    env = [{"name": "A", "value": "1"}, {"name": "KUBERAY_GEN_AUTOSCALER_START_CMD", "value": "x"}]
+    with pytest.raises(InvalidSpecError) as err:
+        build_autoscaler_container(cluster(autoscalerOptions={"env": env}, **ON))
+    assert err.value.field == "spec.autoscalerOptions.env[1].name"

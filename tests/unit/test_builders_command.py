@@ -550,7 +550,17 @@ def test_container_without_command_runs_ulimit_then_ray_start() -> None:
 def test_user_command_runs_before_ray_start(container: dict[str, Any], user_part: str) -> None:
     command, args = container_command(container, START, overwrite=False) or ([], [])
     assert command == ["/bin/bash", "-c", "--"]
-    assert args == [f"ulimit -n 65536; {user_part} && {START}"]
+    assert args == [f"{user_part} && ulimit -n 65536; {START}"]
+
+
+@pytest.mark.parametrize("user", ["true", "false"])
+def test_ray_start_runs_even_if_the_user_command_fails(user: str) -> None:
+    """KubeRay's joining, run by a real bash: `ray` is a stub that says it ran."""
+    wrapped = container_command({"command": [user]}, "ray start --head", overwrite=False)
+    assert wrapped is not None
+    stub = "ray() { echo RAY-RAN; }; "
+    done = subprocess.run(["bash", "-c", stub + wrapped[1][0]], capture_output=True, text=True)
+    assert "RAY-RAN" in done.stdout
 
 
 @pytest.mark.parametrize(

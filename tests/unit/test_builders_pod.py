@@ -293,8 +293,9 @@ def test_ray_container_is_container_zero_with_generated_command() -> None:
     ray = ray_of(build_head_pod(body))
     assert ray["name"] == "ray-head"
     assert ray["command"] == ["/bin/bash", "-c", "--"]
-    assert ray["args"][0].startswith("ulimit -n 65536; echo hi && ray start --head ")
-    assert env_map(ray)["KUBERAY_GEN_RAY_START_CMD"] == ray["args"][0].split(" && ", 1)[1]
+    assert ray["args"][0].startswith("echo hi && ulimit -n 65536; ray start --head ")
+    assert env_map(ray)["KUBERAY_GEN_RAY_START_CMD"] == ray["args"][0].split("; ", 1)[1]
+    assert env_map(ray)["RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE"] == "1"
 
 
 def test_overwrite_annotation_keeps_command_but_sets_generated_env() -> None:
@@ -445,11 +446,14 @@ def test_older_or_unknown_ray_gets_wget_probes(version: str | None) -> None:
     assert worker_probe["exec"]["command"] == [
         "bash",
         "-c",
-        "wget -T 2 -q -O- http://localhost:52365/api/local_raylet_healthz | grep success",
+        "wget --tries 1 -T 2 -q -O- http://localhost:52365/api/local_raylet_healthz | grep success",
     ]
     head_probe = ray_of(build_head_pod(body))["livenessProbe"]
-    script = head_probe["exec"]["command"][2]
-    assert "local_raylet_healthz" in script and "http://localhost:8265/api/gcs_healthz" in script
+    assert head_probe["exec"]["command"][2] == (
+        "wget --tries 1 -T 2 -q -O- http://localhost:52365/api/local_raylet_healthz"
+        " | grep success && "
+        "wget --tries 1 -T 10 -q -O- http://localhost:8265/api/gcs_healthz | grep success"
+    )
 
 
 def test_probe_timings() -> None:

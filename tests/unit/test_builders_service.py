@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 
 from ray_operator import constants as c
-from ray_operator.builders import build_head_pod, build_head_service
+from ray_operator.builders import build_head_pod, build_head_service, build_worker_pod
 
 from .builders_support import cluster, frozen, ray_container
 
-DEFAULT = [{"name": n, "port": p} for n, p in c.DEFAULT_PORTS.items()]
+TCP = {"appProtocol": "tcp"}  # KubeRay's appProtocol on every generated port
+DEFAULT = sorted(
+    ({"name": n, "port": p, **TCP} for n, p in c.DEFAULT_PORTS.items()), key=lambda p: p["name"]
+)
 
 
 def port_map(service: dict[str, Any]) -> dict[str, int]:
@@ -64,14 +67,17 @@ def test_named_container_ports_replace_the_defaults() -> None:
     ports = [
         {"name": "client", "containerPort": 10001},
         {"name": "serve", "containerPort": 8000, "protocol": "TCP"},
-        {"containerPort": 9999},  # unnamed: skipped
+        {"containerPort": 9999},  # unnamed: named after its number, as KubeRay does
+        {"name": "dns", "containerPort": 53, "protocol": "UDP"},  # no appProtocol tcp
     ]
     svc = build_head_service(cluster(head_container=ray_container("ray-head", ports=ports)))
-    assert svc["spec"]["ports"] == [
-        {"name": "client", "port": 10001},
-        {"name": "serve", "port": 8000, "protocol": "TCP"},
-        {"name": "gcs-server", "port": 6379},  # workers need it
-        {"name": "metrics", "port": 8080},  # Prometheus needs it
+    assert svc["spec"]["ports"] == [  # by name
+        {"name": "9999-port", "port": 9999, **TCP},
+        {"name": "client", "port": 10001, **TCP},
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"name": "gcs-server", "port": 6379, **TCP},  # workers need it
+        {"name": "metrics", "port": 8080, **TCP},  # Prometheus needs it
+        {"name": "serve", "port": 8000, "protocol": "TCP", **TCP},
     ]
 
 
@@ -81,11 +87,17 @@ def test_required_ports_are_not_added_twice_by_number() -> None:
     assert port_map(svc) == {"gcs": 6379, "prom": 8080}
 
 
-def test_only_unnamed_ports_means_defaults() -> None:
-    svc = build_head_service(
-        cluster(head_container=ray_container("ray-head", ports=[{"containerPort": 1234}]))
-    )
+def test_no_container_ports_means_defaults() -> None:
+    svc = build_head_service(cluster(head_container=ray_container("ray-head", ports=[])))
     assert svc["spec"]["ports"] == DEFAULT
+
+
+def test_app_name_label_follows_the_head_template() -> None:
+    body = cluster()
+    body["spec"]["headGroupSpec"]["template"]["metadata"] = {
+        "labels": {"app.kubernetes.io/name": "my-app"}
+    }
+    assert build_head_service(body)["metadata"]["labels"]["app.kubernetes.io/name"] == "my-app"
 
 
 def test_custom_gcs_and_metrics_ports_follow_params() -> None:
@@ -135,8 +147,10 @@ def test_user_head_service_is_merged() -> None:
     svc = build_head_service(body)
     assert body == before
     meta, spec = svc["metadata"], svc["spec"]
-    assert (meta["name"], meta["namespace"]) == ("demo-head-svc", "ns")
-    assert meta["labels"]["team"] == "ml" and meta["labels"]["app.kubernetes.io/name"] == "mine"
+    assert (meta["name"], meta["namespace"]) == ("renamed", "ns")
+    # The head's own labels win over the user's, as in KubeRay.
+    assert meta["labels"]["team"] == "ml"
+    assert meta["labels"]["app.kubernetes.io/name"] == "kuberay"
     assert (meta["labels"]["ray.io/cluster"], meta["labels"]["ray.io/node-type"]) == (
         "demo",
         "head",
@@ -148,11 +162,26 @@ def test_user_head_service_is_merged() -> None:
     assert spec["ports"] == [
         {"name": "dashboard", "port": 80, "targetPort": 8265},
         {"name": "extra", "port": 9999},
-        {"name": "gcs-server", "port": 6379},
-        {"name": "client", "port": 10001},
-        {"name": "metrics", "port": 8080},
-        {"name": "serve", "port": 8000},
+        {"name": "gcs-server", "port": 6379, **TCP},
+        {"name": "client", "port": 10001, **TCP},
+        {"name": "metrics", "port": 8080, **TCP},
+        {"name": "serve", "port": 8000, **TCP},
     ]
+
+
+def test_a_user_head_service_is_not_made_headless() -> None:
+    body = cluster(head={"headService": {"metadata": {"annotations": {"a": "b"}}}})
+    spec = build_head_service(body)["spec"]
+    assert spec["type"] == "ClusterIP"
+    assert "clusterIP" not in spec and "publishNotReadyAddresses" not in spec
+
+
+def test_workers_join_through_the_renamed_service() -> None:
+    body = cluster(head={"headService": {"metadata": {"name": "front"}}})
+    worker = build_worker_pod(body, 0)
+    env = {e["name"]: e.get("value") for e in worker["spec"]["containers"][0]["env"]}
+    assert env["FQ_RAY_IP"] == "front.ns.svc.cluster.local"
+    assert "--address=front.ns.svc.cluster.local:6379" in env["KUBERAY_GEN_RAY_START_CMD"]
 
 
 def test_user_head_service_can_make_a_normal_cluster_ip_service() -> None:

@@ -50,8 +50,7 @@ def crd() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def version(crd: dict[str, Any]) -> dict[str, Any]:
-    (served,) = crd["spec"]["versions"]
-    return served
+    return next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +130,27 @@ def test_names_scope_and_subresources(crd: dict[str, Any], version: dict[str, An
     assert version["subresources"] == {"status": {}}
 
 
+def test_v1alpha1_is_served_with_v1_fields_and_no_conversion(crd: dict[str, Any]) -> None:
+    """As KubeRay: v1alpha1 served, v1 stored, conversion None (no stanza)."""
+    v1, legacy = crd["spec"]["versions"]
+    assert (legacy["name"], legacy["served"], legacy["storage"]) == ("v1alpha1", True, False)
+    assert "conversion" not in crd["spec"]
+    assert legacy["subresources"] == v1["subresources"]
+    assert legacy["additionalPrinterColumns"] == v1["additionalPrinterColumns"]
+
+    def fields(version: dict[str, Any]) -> set[str]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        return set(spec["properties"])
+
+    assert fields(legacy) == fields(v1)  # stored as is and read as v1: same fields
+    spec = legacy["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    head = spec["headGroupSpec"]["properties"]
+    for kept in (head["template"], head["headService"]):
+        assert kept["x-kubernetes-preserve-unknown-fields"] is True
+    # Our own fields keep their validation.
+    assert spec["workerGroupSpecs"]["items"]["x-kubernetes-validations"]
+
+
 def test_printer_columns_match_the_reference(version: dict[str, Any]) -> None:
     # name, JSONPath, priority: as docs/behaviour.md, Resource, lists them
     reference = [
@@ -158,6 +178,7 @@ SPEC_FIELDS = {
     "headGroupSpec", "workerGroupSpecs", "rayVersion", "enableInTreeAutoscaling",
     "autoscalerOptions", "headServiceAnnotations", "suspend", "managedBy",
     "gcsFaultToleranceOptions", "upgradeStrategy", "idleTerminationOptions", "idleSuspend",
+    "authOptions",
 }  # fmt: skip
 HEAD_FIELDS = {
     "template", "rayStartParams", "serviceType", "headService", "enableIngress",
@@ -201,6 +222,10 @@ def test_every_spec_field_of_the_reference_is_present(
         assert set(gcs[credential]["properties"]) == {"value", "valueFrom"}
         assert "secretKeyRef" in gcs[credential]["properties"]["valueFrom"]["properties"]
     assert set(group["properties"]["scaleStrategy"]["properties"]) == {"workersToDelete"}
+    auth = props["authOptions"]["properties"]
+    assert set(auth) == {"mode", "secretName", "enableK8sTokenAuth"}
+    assert auth["mode"]["enum"] == ["disabled", "token"]
+    assert "default" not in auth["mode"]  # as KubeRay's CRD: unset stays unset
     assert set(props["idleTerminationOptions"]["properties"]) == {"timeoutSeconds", "policy"}
 
 

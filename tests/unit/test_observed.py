@@ -75,3 +75,22 @@ def test_planner_and_status_agree_on_the_head_when_two_tie():
     status = compute_status(body, Observed((b, a), SERVICE), None)
     assert deleted == {"rc-head-b"}
     assert status["head"]["podName"] == "rc-head-a"
+
+
+def test_service_endpoints_are_reported_as_kuberay_does():
+    svc = ObservedService.from_dict(
+        {
+            "metadata": {"name": "front"},
+            "spec": {
+                "type": "NodePort",
+                "clusterIP": "10.0.0.9",
+                "ports": [
+                    {"name": "dashboard", "port": 8265, "targetPort": 8265, "nodePort": 31265},
+                    {"name": "client", "port": 80, "targetPort": 10001},
+                    {"name": "serve", "port": 81, "targetPort": "serve"},
+                    {"name": "gcs", "port": 6379, "targetPort": "6379"},
+                ],
+            },
+        }
+    )
+    assert svc.ports == (("dashboard", 31265), ("client", 10001), ("serve", "serve"), ("gcs", 6379))

@@ -194,6 +194,23 @@ def test_recreate_with_new_head_template_restarts_everything():
     assert p.creates == []
 
 
+def test_recreate_adopts_pods_without_a_hash_by_stamping_them():
+    """KubeRay's pods carry no ray.io/pod-template-hash: after a migration they are
+    stamped with the current hash, never deleted and recreated."""
+    body = cluster(worker_group("cpu", 2), upgradeStrategy={"type": "Recreate"})
+    head_hash = template_hash(BUILDERS.head_pod(body))
+    worker_hash = template_hash(BUILDERS.worker_pod(body, 0))
+    p = run(body, head(), pod("a"), pod("b", template=worker_hash))
+    assert (p.creates, p.deletes) == ([], [])
+    assert {(s.name, s.group, s.template_hash) for s in p.stamps} == {
+        ("rc-head-x", c.HEAD_GROUP, head_hash),
+        ("a", "cpu", worker_hash),
+    }
+    # Without Recreate the hash is not looked at: nothing to stamp.
+    del body["spec"]["upgradeStrategy"]
+    assert run(body, head(), pod("a"), pod("b")).stamps == []
+
+
 def test_autoscaling_ensures_rbac():
     p = run(cluster(worker_group("cpu", 1), enableInTreeAutoscaling=True), head(), pod("a"))
     assert sorted(o["kind"] for o in p.ensure) == ["Role", "RoleBinding", "ServiceAccount"]

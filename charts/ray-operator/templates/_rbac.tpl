@@ -1,7 +1,8 @@
 {{/*
 The rules the operator needs to reconcile RayClusters in one namespace (or, in a
-ClusterRole, in all of them). Least privilege: every verb here is used, there are no
-wildcards and nothing on Secrets. Each API call of the operator declares what it needs
+ClusterRole, in all of them). Least privilege: every verb here is used and there are no
+wildcards; Secrets only get and create (authOptions' token Secret), never list, watch,
+update or delete. Each API call of the operator declares what it needs
 (operator/ray_operator/kube.py, `@needs`); tests/chart/test_rbac.py fails when these
 rules grant more or less than that table (operator/ray_operator/rbac.py).
 */}}
@@ -28,6 +29,12 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+- apiGroups: [""]
+  # authOptions: create the generated token Secret when it is missing (get); check
+  # that a user's secretName exists and has the key auth_token (only key names are
+  # read). A Secret is never changed, listed or watched.
+  resources: ["secrets"]
+  verbs: ["get", "create"]
 - apiGroups: [""]
   # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
   resources: ["serviceaccounts"]

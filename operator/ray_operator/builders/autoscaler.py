@@ -10,8 +10,10 @@ no flag or env var here, and changing them takes effect without restarting the h
 `autoscalerOptions` fields map onto the container: `image` (default: the head's Ray
 image, so Ray versions match), `imagePullPolicy` (default IfNotPresent), `resources`
 (default 500m CPU / 512Mi, requests = limits; a given value replaces the default whole),
-`securityContext`, `command` and `args` (replace ours), `env` (a name the user sets
-replaces ours, others are appended), `envFrom` and `volumeMounts` (appended).
+`securityContext`, `command` and `args` (each replaces ours when non-empty), `env` (a
+name the user sets replaces ours, others are appended), `envFrom` and `volumeMounts`
+(appended). As in KubeRay v1.7.0 (v1.6.1 has no `command`/`args`), the generated start
+command is in `KUBERAY_GEN_AUTOSCALER_START_CMD`, which `env` may not set.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import copy
 from typing import Any
 
 from .. import constants as c
+from ..errors import InvalidSpecError
 from . import env as e
 from . import groups as g
 from .meta import child_labels, owner_reference
@@ -29,6 +32,9 @@ START_COMMAND = (
     "--cluster-namespace $(RAY_CLUSTER_NAMESPACE)"
 )
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
+# KubeRay v1.7.0's name for the generated command, so a custom `command`/`args` can
+# wrap it (`... && $KUBERAY_GEN_AUTOSCALER_START_CMD`). Not in v1.6.1.
+GEN_START_CMD = "KUBERAY_GEN_AUTOSCALER_START_CMD"
 
 
 def build_autoscaler_container(cluster: g.Body) -> dict[str, Any]:
@@ -42,8 +48,17 @@ def build_autoscaler_container(cluster: g.Body) -> dict[str, Any]:
         e.field_ref(e.RAY_CLUSTER_NAMESPACE, "metadata.namespace"),
         e.field_ref("RAY_HEAD_POD_NAME", "metadata.name"),
         e.value("KUBERAY_CRD_VER", c.VERSION),
+        # After the variables it names: the kubelet expands $(VAR) from earlier ones.
+        e.value(GEN_START_CMD, START_COMMAND),
     ]
     user_env = options.get("env") or []
+    for i, entry in enumerate(user_env):
+        if entry.get("name") == GEN_START_CMD:
+            raise InvalidSpecError(
+                f"spec.autoscalerOptions.env[{i}].name",
+                f"{GEN_START_CMD} is set by the operator (the autoscaler's start command, "
+                "for autoscalerOptions.command/args to run): remove it from env",
+            )
     env = [entry for entry in ours if entry["name"] not in e.names(user_env)] + user_env
 
     container: dict[str, Any] = {

@@ -30,9 +30,11 @@ Rules (docs/behaviour.md, Pods and Services, with the choices this project made)
   value (`--log-color=false`, `--include-dashboard=true`): Ray's options for them take
   a value, so a bare flag would fail. Other values -> `--key=value`, made shell-safe
   by `shell.shell_word`.
-- The Ray container then runs `/bin/bash -c -- "ulimit -n 65536; <user command and
-  args joined by spaces> && <ray start ...>"` (without the user part when there is
-  none). If the user's command or args already run `ray start`, or the annotation
+- The Ray container then runs `/bin/bash -c -- "<user command and args joined by
+  spaces> && ulimit -n 65536; <ray start ...>"` (`ulimit -n 65536; <ray start ...>`
+  when there is none), as KubeRay joins them: bash reads it as `(user && ulimit);
+  ray start`, so `ray start` runs even when the user's command fails. If the user's
+  command or args already run `ray start`, or the annotation
   `ray.io/overwrite-container-cmd: "true"` is set, command and args stay as written;
   the generated command is always available in `KUBERAY_GEN_RAY_START_CMD`.
 """
@@ -291,7 +293,8 @@ def container_command(
     if overwrite or runs_ray_start(container):
         return None
     user = " ".join([*(container.get("command") or []), *(container.get("args") or [])]).strip()
+    # KubeRay's joining: a failing user command skips only the ulimit, never Ray.
     script = (
-        f"{ULIMIT}; {user} && {ray_start_command}" if user else f"{ULIMIT}; {ray_start_command}"
+        f"{user} && {ULIMIT}; {ray_start_command}" if user else f"{ULIMIT}; {ray_start_command}"
     )
     return list(SHELL), [script]

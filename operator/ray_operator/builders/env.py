@@ -23,6 +23,9 @@ RAY_ADDRESS = "RAY_ADDRESS"
 FQ_RAY_IP = "FQ_RAY_IP"
 RAY_IP = "RAY_IP"  # deprecated upstream, kept for scripts that still read it
 RAY_USAGE_STATS_KUBERAY_IN_USE = "RAY_USAGE_STATS_KUBERAY_IN_USE"
+# Makes Ray's dashboard show the pod's disk usage (it reads the container's cgroup
+# view instead of the node's disks).
+RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE = "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE"
 KUBERAY_GEN_RAY_START_CMD = "KUBERAY_GEN_RAY_START_CMD"
 RAY_ENABLE_AUTOSCALER_V2 = "RAY_enable_autoscaler_v2"
 RAY_REDIS_ADDRESS = "RAY_REDIS_ADDRESS"
@@ -78,6 +81,7 @@ def ray_container_env(
         value(RAY_PORT, port),
         value(RAY_ADDRESS, f"127.0.0.1:{port}" if group.is_head else f"{fqdn}:{port}"),
         value(RAY_USAGE_STATS_KUBERAY_IN_USE, "1"),
+        value(RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE, "1"),
     ]
     if not group.is_head:
         entries += [value(FQ_RAY_IP, fqdn), value(RAY_IP, fqdn.split(".", 1)[0])]

@@ -111,10 +111,16 @@ def gcs_ft_enabled(cluster: Body) -> bool:
     return gcs_ft_options(cluster) is not None or legacy
 
 
+def head_service_name(cluster: Body) -> str:
+    """`headGroupSpec.headService.metadata.name` if set, else `<cluster>-head-svc`."""
+    head = spec(cluster).get("headGroupSpec") or {}
+    custom = ((head.get("headService") or {}).get("metadata") or {}).get("name")
+    return str(custom) if custom else names.head_service_name(cluster_name(cluster))
+
+
 def head_fqdn(cluster: Body, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN) -> str:
-    return names.head_service_fqdn(
-        cluster_name(cluster), cluster_namespace(cluster), cluster_domain
-    )
+    """The head Service's DNS name, which workers join through."""
+    return f"{head_service_name(cluster)}.{cluster_namespace(cluster)}.svc.{cluster_domain}"
 
 
 def gcs_port(cluster: Body) -> int:

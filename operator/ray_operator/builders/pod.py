@@ -38,9 +38,9 @@ from typing import Any
 
 from .. import constants as c
 from ..errors import InvalidSpecError
+from . import auth, names, probes, volumes
 from . import env as e
 from . import groups as g
-from . import names, probes, volumes
 from .autoscaler import autoscaler_service_account_name, build_autoscaler_container
 from .command import RayStart, container_command, ray_start
 from .meta import owner_reference, pod_labels, template_hash
@@ -87,6 +87,7 @@ def _build_pod(cluster: g.Body, group: g.NodeGroup, cluster_domain: str) -> dict
     if wrapped is not None:
         ray["command"], ray["args"] = wrapped
     e.add_missing(ray, e.ray_container_env(cluster, group, start.command, fqdn))
+    _add_token_auth(cluster, pod_spec)
     _add_probes(cluster, group, ray, start)
 
     return {
@@ -95,6 +96,23 @@ def _build_pod(cluster: g.Body, group: g.NodeGroup, cluster_domain: str) -> dict
         "metadata": _metadata(cluster, group, template.get("metadata") or {}),
         "spec": pod_spec,
     }
+
+
+def _add_token_auth(cluster: g.Body, pod_spec: dict[str, Any]) -> None:
+    """`authOptions` (auth.py): the Ray container, the autoscaler sidecar and the
+    `wait-gcs-ready` init container (also a user's of that name: its `ray
+    health-check` must authenticate too), as KubeRay does."""
+    if not auth.token_auth(cluster):
+        return
+    auth.add_k8s_token_volume(cluster, pod_spec)
+    for container in pod_spec["containers"]:
+        if container is pod_spec["containers"][c.RAY_CONTAINER_INDEX] or (
+            container.get("name") == c.AUTOSCALER_CONTAINER_NAME and g.autoscaling_enabled(cluster)
+        ):
+            auth.add_to_container(cluster, container)
+    for init in pod_spec.get("initContainers") or []:
+        if init.get("name") == INIT_CONTAINER_NAME:
+            auth.add_to_container(cluster, init)
 
 
 def _metadata(cluster: g.Body, group: g.NodeGroup, template_meta: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ head also `/api/gcs_healthz` on the dashboard port.
 Timings: readiness 10 s initial delay, every 5 s, unready after 10 failures; liveness
 30 s, every 5 s, restarted after 120 failures (10 minutes: a busy raylet is not killed
 for a slow answer). Timeouts are 2 s on workers and 5 s on the head, whose older check
-makes two requests.
+makes two requests. Each `wget` tries once (`--tries 1`), with a 2 s timeout, 10 s for
+the GCS check, as KubeRay runs them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ RAYLET_HEALTH_PATH = "/api/local_raylet_healthz"
 GCS_HEALTH_PATH = "/api/gcs_healthz"
 UNIFIED_HEALTH_SINCE = (2, 53)
 WGET_TIMEOUT_S = 2
+# KubeRay's GCS check waits longer (its default readiness failure threshold, 10, used
+# as seconds); the probe's own timeout (5 s on the head) still bounds it.
+GCS_WGET_TIMEOUT_S = 10
 
 READINESS = {"initialDelaySeconds": 10, "periodSeconds": 5, "failureThreshold": 10}
 LIVENESS = {"initialDelaySeconds": 30, "periodSeconds": 5, "failureThreshold": 120}
@@ -42,8 +46,9 @@ def has_unified_health_check(ray_version: str | None) -> bool:
     return (int(match[1]), int(match[2])) >= UNIFIED_HEALTH_SINCE
 
 
-def _wget(port: int, path: str) -> str:
-    return f"wget -T {WGET_TIMEOUT_S} -q -O- http://localhost:{port}{path} | grep success"
+def _wget(port: int, path: str, timeout_s: int = WGET_TIMEOUT_S) -> str:
+    # --tries 1: a failed check fails now rather than after wget's 20 retries.
+    return f"wget --tries 1 -T {timeout_s} -q -O- http://localhost:{port}{path} | grep success"
 
 
 def health_check(
@@ -54,7 +59,7 @@ def health_check(
         return {"httpGet": {"path": HEALTH_PATH, "port": agent_port}}
     checks = [_wget(agent_port, RAYLET_HEALTH_PATH)]
     if node_type == c.NODE_TYPE_HEAD:
-        checks.append(_wget(dashboard_port, GCS_HEALTH_PATH))
+        checks.append(_wget(dashboard_port, GCS_HEALTH_PATH, GCS_WGET_TIMEOUT_S))
     return {"exec": {"command": ["bash", "-c", " && ".join(checks)]}}
 
 

@@ -1,26 +1,29 @@
-"""The head Service `<cluster>-head-svc` (docs/behaviour.md, Pods and Services).
+"""The head Service (docs/behaviour.md, Pods and Services), built as KubeRay v1.6.1
+builds it.
 
-Generated: labels (cluster, node type head, identifier, app name, created-by), the
-owner reference, annotations from `spec.headServiceAnnotations`, the selector
-`{ray.io/cluster: <cluster>, ray.io/node-type: head}`, and ports: the head Ray
-container's named ports, else constants.DEFAULT_PORTS; `metrics` (the head's
-`metrics-export-port`) and `gcs-server` (its GCS port) are added when neither their
-name nor their number is among them, since Prometheus and workers need them. Type
-ClusterIP or unset gives a headless Service (`clusterIP: None`,
-`publishNotReadyAddresses: true`): the name resolves to the head pod IP even before
-the pod is Ready, which workers need to join. Other `serviceType`s are used as given.
+Name: `headGroupSpec.headService.metadata.name` if set, else `<cluster>-head-svc`
+(`groups.head_service_name`); workers' `--address`, `FQ_RAY_IP` and the init
+container follow it. Labels: the head's identity (`ray.io/cluster`, `ray.io/node-type`,
+`ray.io/identifier`, `app.kubernetes.io/name` (the head template's, else `kuberay`),
+`app.kubernetes.io/created-by`) over the user's labels: ours win on a conflict.
+Annotations: `headService.metadata.annotations` under `spec.headServiceAnnotations`
+(the dedicated field wins). Owner: a controller ownerReference to the RayCluster.
+Selector: `{ray.io/cluster, ray.io/node-type: head}`, whatever the user wrote.
 
-`headGroupSpec.headService`, a user-written Service, is merged over that:
-- metadata labels and annotations are added, overriding ours, except that
-  `ray.io/cluster` and `ray.io/node-type` stay ours, and `headServiceAnnotations` (the
-  dedicated field) wins over `headService.metadata.annotations`;
-- each field of its `spec` replaces ours (e.g. `type`, `clusterIP`,
-  `externalTrafficPolicy`), except `selector`, which stays ours so the Service always
-  finds the head; `ports` are merged by name: the user's entries come first and
-  replace ours of the same name, ours whose name and port are unused are appended;
-- name, namespace and owner references always stay ours (upstream lets
-  `headService.metadata.name` rename the Service; here the name is fixed so workers'
-  `RAY_ADDRESS` and the autoscaler always find it).
+Ports (`head_service_ports`): one per port of the head's Ray container (an unnamed one
+is named `<port>-port`), else constants.DEFAULT_PORTS; `metrics` (the head's
+`metrics-export-port`) and `gcs-server` are added when neither their name nor their
+number is among them. Each gets `appProtocol: tcp`, as KubeRay sets it (not on UDP or
+SCTP ports, which keep their protocol here).
+
+Without `headService`: type `serviceType` (default ClusterIP); ClusterIP makes it
+headless (`clusterIP: None`, `publishNotReadyAddresses: true`), so the name resolves to
+the head pod even before it is Ready, which workers need to join. Ports by name.
+
+With `headService`: its `spec` as written, with our selector, `type` its own else
+`serviceType`, and not made headless (KubeRay leaves it to the user); its `ports` come
+first and ours follow, except those whose name or number it already uses (KubeRay
+appends all of ours, and a duplicate then makes the create fail).
 """
 
 from __future__ import annotations
@@ -32,22 +35,18 @@ from .. import constants as c
 from . import groups as g
 from .command import ray_start_params
 from .meta import head_selector, identifier, owner_reference
-from .names import head_service_name
 
-PROTECTED_SERVICE_LABELS = (c.LABEL_CLUSTER, c.LABEL_NODE_TYPE)
+APP_PROTOCOL = "tcp"  # what KubeRay puts on every generated port
 
 
 def head_service_ports(cluster: g.Body) -> list[dict[str, Any]]:
     head = g.head_group(cluster)
-    named = [
-        p
-        for p in head.ray_container().get("ports") or []
-        if p.get("name") and p.get("containerPort")
-    ]
-    if named:
+    declared = [p for p in head.ray_container().get("ports") or [] if p.get("containerPort")]
+    if declared:
         ports = []
-        for p in named:
-            port: dict[str, Any] = {"name": p["name"], "port": p["containerPort"]}
+        for p in declared:
+            number = int(p["containerPort"])
+            port: dict[str, Any] = {"name": p.get("name") or f"{number}-port", "port": number}
             if p.get("protocol"):
                 port["protocol"] = p["protocol"]
             ports.append(port)
@@ -61,6 +60,9 @@ def head_service_ports(cluster: g.Body) -> list[dict[str, Any]]:
     for name, number in required.items():
         if not any(p["name"] == name or p["port"] == number for p in ports):
             ports.append({"name": name, "port": number})
+    for port in ports:
+        if port.get("protocol", "TCP") == "TCP":
+            port["appProtocol"] = APP_PROTOCOL
     return ports
 
 
@@ -72,39 +74,44 @@ def _merge_ports(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> li
     return merged
 
 
+def service_labels(cluster: g.Body) -> dict[str, str]:
+    """The head Service's own labels (they win over the user's)."""
+    template_labels = (g.head_group(cluster).template.get("metadata") or {}).get("labels") or {}
+    return {
+        **head_selector(cluster),
+        c.LABEL_IDENTIFIER: identifier(cluster, c.NODE_TYPE_HEAD),
+        c.LABEL_APP_NAME: template_labels.get(c.LABEL_APP_NAME) or c.APP_NAME,
+        c.LABEL_CREATED_BY: c.CREATED_BY,
+    }
+
+
 def build_head_service(cluster: g.Body) -> dict[str, Any]:
     head = g.head_group(cluster)
-    user = copy.deepcopy(dict(head.raw.get("headService") or {}))
-    user_meta = user.get("metadata") or {}
-    user_spec = user.get("spec") or {}
+    user = head.raw.get("headService")
+    user_meta = copy.deepcopy(dict((user or {}).get("metadata") or {}))
     selector = head_selector(cluster)
-
-    labels = {
-        **selector,
-        c.LABEL_IDENTIFIER: identifier(cluster, c.NODE_TYPE_HEAD),
-        c.LABEL_APP_NAME: c.APP_NAME,
-        c.LABEL_CREATED_BY: c.CREATED_BY,
-        **(user_meta.get("labels") or {}),
-    }
-    labels.update({k: selector[k] for k in PROTECTED_SERVICE_LABELS})
+    labels = {**(user_meta.get("labels") or {}), **service_labels(cluster)}
     annotations = {
         **(user_meta.get("annotations") or {}),
         **(g.spec(cluster).get("headServiceAnnotations") or {}),
     }
+    ports = head_service_ports(cluster)
 
-    service_type = user_spec.get("type") or head.raw.get("serviceType") or "ClusterIP"
-    spec: dict[str, Any] = {"type": service_type, "selector": selector}
-    if service_type == "ClusterIP":
-        spec["clusterIP"] = "None"
-        spec["publishNotReadyAddresses"] = True
-    spec["ports"] = head_service_ports(cluster)
-    for key, value in user_spec.items():
-        if key == "selector":
-            continue
-        spec[key] = _merge_ports(spec["ports"], value or []) if key == "ports" else value
+    spec: dict[str, Any]
+    if user is None:
+        spec = {"type": head.raw.get("serviceType") or "ClusterIP", "selector": selector}
+        if spec["type"] == "ClusterIP":
+            spec["clusterIP"] = "None"
+            spec["publishNotReadyAddresses"] = True
+        spec["ports"] = sorted(ports, key=lambda p: p["name"])
+    else:
+        spec = copy.deepcopy(dict(user.get("spec") or {}))
+        spec["selector"] = selector
+        spec["type"] = spec.get("type") or head.raw.get("serviceType") or "ClusterIP"
+        spec["ports"] = _merge_ports(ports, spec.get("ports") or [])
 
     metadata: dict[str, Any] = {
-        "name": head_service_name(g.cluster_name(cluster)),
+        "name": g.head_service_name(cluster),
         "namespace": g.cluster_namespace(cluster),
         "labels": labels,
         "ownerReferences": [owner_reference(cluster)],

@@ -69,6 +69,20 @@ def _fields(schema: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _other_versions(crd: dict[str, Any]) -> list[str]:
+    others = [v["name"] for v in crd["spec"]["versions"] if v["name"] != c.VERSION and v["served"]]
+    if not others:
+        return []
+    names = ", ".join(f"`{c.GROUP}/{name}`" for name in others)
+    return [
+        f"Also served as {names}, with the same fields and no conversion (as KubeRay): "
+        f"objects are stored as `{c.API_VERSION}`, whichever version wrote them. Pod "
+        "templates and `headService` written through it are checked when the operator "
+        "creates the pods and the Service, not at `kubectl apply`.",
+        "",
+    ]
+
+
 def render() -> str:
     crd = yaml.safe_load(CRD_FILE.read_text())
     version = next(v for v in crd["spec"]["versions"] if v["name"] == c.VERSION)
@@ -81,6 +95,7 @@ def render() -> str:
         "",
         f"`{c.KIND}` in `{c.API_VERSION}` (plural `{c.PLURAL}`), namespaced.",
         "",
+        *_other_versions(crd),
         "## `kubectl get rayclusters` columns",
         "",
         "| column | JSONPath | shown with `-o wide` only |",
@@ -103,8 +118,22 @@ def render() -> str:
         f"| `{c.LABEL_APP_NAME}` | `{c.APP_NAME}` |",
         f"| `{c.LABEL_CREATED_BY}` | `{c.CREATED_BY}` |",
     ]
+    out += ["", "## Labels on worker pods", "", "| label | value |", "|---|---|"]
+    out += [
+        f"| `{c.LABEL_REPLICA_INDEX}` | index of the pod's replica in its group (lowest free) |",
+        f"| `{c.LABEL_REPLICA_NAME}` | with `numOfHosts` > 1: `<group>-<5 random characters>`, "
+        "shared by the hosts of one replica |",
+        f"| `{c.LABEL_HOST_INDEX}` | with `numOfHosts` > 1: 0 to numOfHosts-1 within the replica |",
+    ]
     out += ["", "## Default head Service ports", "", "| name | port |", "|---|---|"]
     out += [f"| `{name}` | {port} |" for name, port in c.DEFAULT_PORTS.items()]
+    out += [
+        "",
+        "Each generated port has `appProtocol: tcp`. The head container's own ports, if it "
+        "declares any, replace these (an unnamed one is named `<port>-port`); `gcs-server` "
+        "and `metrics` are always there. With `numOfHosts` > 1 in any group there is also "
+        "a headless Service `<cluster>-headless` selecting every worker pod.",
+    ]
     out += ["", "## Status conditions", ""]
     out += [f"- `{x}`" for x in (c.COND_HEAD_POD_READY, c.COND_PROVISIONED,
                                   c.COND_REPLICA_FAILURE, c.COND_SUSPENDING,

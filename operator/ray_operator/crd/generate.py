@@ -39,7 +39,7 @@ import yaml
 
 from ray_operator import constants as c
 from ray_operator.crd.podtemplate import KubernetesSchemas, kubernetes_version, locate_openapi
-from ray_operator.crd.schema import raycluster_schema
+from ray_operator.crd.schema import LEGACY_VERSION, legacy_schema, raycluster_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = REPO_ROOT / "crds" / f"{c.GROUP}_{c.PLURAL}.yaml"
@@ -77,6 +77,7 @@ def load_kubernetes_schemas(openapi: Path | None = None) -> KubernetesSchemas:
 
 
 def build_crd(k8s: KubernetesSchemas) -> dict[str, Any]:
+    v1 = raycluster_schema(k8s)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -91,15 +92,25 @@ def build_crd(k8s: KubernetesSchemas) -> dict[str, Any]:
                 "categories": ["all"],
             },
             "scope": "Namespaced",
+            # v1 is stored; v1alpha1 is served too (as KubeRay serves it) so older
+            # manifests apply. No conversion: the two differ only in name.
             "versions": [
                 {
                     "name": c.VERSION,
                     "served": True,
                     "storage": True,
                     "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": raycluster_schema(k8s)},
+                    "schema": {"openAPIV3Schema": v1},
                     "subresources": {"status": {}},
-                }
+                },
+                {
+                    "name": LEGACY_VERSION,
+                    "served": True,
+                    "storage": False,
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": legacy_schema(v1)},
+                    "subresources": {"status": {}},
+                },
             ],
         },
     }

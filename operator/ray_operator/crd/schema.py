@@ -52,6 +52,8 @@ UPGRADE_STRATEGIES = ("Recreate", "None")
 IDLE_TERMINATION_POLICIES = ("Suspend", "Delete")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+AUTH_MODES = ("disabled", "token")
+MAX_SECRET_NAME_LENGTH = 253
 INGRESS_PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 
 
@@ -154,8 +156,10 @@ def head_group_spec(k8s: KubernetesSchemas) -> Schema:
                 SERVICE_TYPES,
             ),
             "headService": _described(
-                "A Service merged into the generated head Service (name, labels, "
-                "annotations, ports, ...).",
+                "The head Service as you want it: metadata.name renames it (workers "
+                "follow), labels and annotations are added (the head's own labels and "
+                "headServiceAnnotations win), spec is used as written with the head's "
+                "selector and the generated ports appended; not made headless.",
                 service,
             ),
             "enableIngress": _bool("Create an Ingress for the head's dashboard."),
@@ -312,10 +316,13 @@ def autoscaler_options(k8s: KubernetesSchemas) -> Schema:
                 k8s.container_field("volumeMounts"),
             ),
             "command": _described(
-                "Command of the autoscaler container.", k8s.container_field("command")
+                "Command of the autoscaler container (KubeRay v1.7.0); the generated "
+                "start command is in $KUBERAY_GEN_AUTOSCALER_START_CMD.",
+                k8s.container_field("command"),
             ),
             "args": _described(
-                "Arguments of the autoscaler container.", k8s.container_field("args")
+                "Arguments of the autoscaler container (KubeRay v1.7.0).",
+                k8s.container_field("args"),
             ),
         },
     )
@@ -352,6 +359,44 @@ def gcs_fault_tolerance_options(k8s: KubernetesSchemas) -> Schema:
             ),
         },
         required=["redisAddress"],
+    )
+
+
+def auth_options() -> Schema:
+    return _obj(
+        "Ray's token authentication: every Ray process, the autoscaler and the workers' "
+        "init container get the token; clients without it are refused.",
+        {
+            "mode": _enum(
+                "token: require a token (Ray >= 2.52). disabled, or unset: no "
+                "authentication (unset still generates the Secret, as KubeRay does).",
+                AUTH_MODES,
+            ),
+            "secretName": _str(
+                "Secret (key `auth_token`) holding the token. Unset: the operator "
+                "generates Secret `<cluster name>` once, owned by the RayCluster.",
+                minLength=1,
+                maxLength=MAX_SECRET_NAME_LENGTH,
+            ),
+            "enableK8sTokenAuth": _bool(
+                "Ray checks callers' Kubernetes ServiceAccount tokens instead of a shared "
+                "token (Ray >= 2.55); needs mode token, excludes secretName."
+            ),
+        },
+        rules=[
+            _rule(
+                "!(has(self.enableK8sTokenAuth) && self.enableK8sTokenAuth) || "
+                "(has(self.mode) && self.mode == 'token')",
+                "authOptions.enableK8sTokenAuth needs authOptions.mode: token",
+                ".enableK8sTokenAuth",
+            ),
+            _rule(
+                "!(has(self.enableK8sTokenAuth) && self.enableK8sTokenAuth && "
+                "has(self.secretName))",
+                "authOptions.secretName cannot be set with enableK8sTokenAuth: drop one",
+                ".secretName",
+            ),
+        ],
     )
 
 
@@ -399,6 +444,7 @@ def spec_schema(k8s: KubernetesSchemas) -> Schema:
                 c.MANAGED_BY_VALUES,
             ),
             "gcsFaultToleranceOptions": gcs_fault_tolerance_options(k8s),
+            "authOptions": auth_options(),
             "upgradeStrategy": _obj(
                 "What a change of a pod template does to running pods.",
                 {
@@ -469,7 +515,10 @@ def status_schema(k8s: KubernetesSchemas) -> Schema:
             "desiredTPU": _quantity(
                 "TPUs (google.com/tpu) requested by the head and desired workers.", k8s
             ),
-            "endpoints": _str_map("Ports of the head Service, by port name."),
+            "endpoints": _str_map(
+                "Ports of the head Service, by port name: the node port if it has "
+                "one (NodePort, LoadBalancer), else the target port."
+            ),
             "head": _obj(
                 "The head pod and Service.",
                 {
@@ -525,6 +574,33 @@ def raycluster_schema(k8s: KubernetesSchemas) -> Schema:
         rules=root_rules(),
     )
     return sort_properties(schema)
+
+
+LEGACY_VERSION = "v1alpha1"
+
+
+def legacy_schema(v1: Schema) -> Schema:
+    """The schema `ray.io/v1alpha1` is served with, so manifests written for it still
+    apply. As KubeRay, the CRD converts nothing (strategy None): an object written as
+    v1alpha1 is stored as it is and read as v1, so its fields must be v1's. They are
+    validated the same way, except that pod templates and `headService` are kept as
+    written (the derived Kubernetes schemas would double the CRD past the 256 KiB a
+    client-side `kubectl apply` can store); the API server then checks them when the
+    operator creates the pods and the Service, and a refusal becomes a condition."""
+    out = copy.deepcopy(v1)
+    spec = out["properties"]["spec"]["properties"]
+    head = spec["headGroupSpec"]["properties"]
+    group = spec["workerGroupSpecs"]["items"]["properties"]
+    for parent, key in ((head, "template"), (group, "template"), (head, "headService")):
+        parent[key] = {
+            "description": parent[key]["description"],
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        }
+    out["properties"]["apiVersion"]["description"] = (
+        f"API version of this object: {c.GROUP}/{LEGACY_VERSION} (read back as {c.API_VERSION})."
+    )
+    return out
 
 
 def sort_properties(schema: Any) -> Any:
