@@ -628,6 +628,9 @@ def test_operator_with_chart_service_account_reconciles_chart_clusters(
 ) -> None:  # fmt: skip
     values = {
         "crds": {"install": False},
+        # a client-side request limit the operator must live with (burst above its
+        # first pass's writes, so the test does not wait on it)
+        "config": {"qps": 20, "burst": 40},
         "rayClusters": {"hetero": heterogeneous_cluster(), "auto": autoscaling_cluster()},
     }
     helm_cli.install(release_name, namespace, values)
