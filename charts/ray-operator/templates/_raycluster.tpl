@@ -123,7 +123,13 @@ spec:
       resources:
         {{- include "ray-operator.resources" . | nindent 8 }}
       {{- end }}
-      {{- with $g.env }}
+      {{- $env := $g.env | default list }}
+      {{- $own := list }}
+      {{- range $env }}{{ $own = append $own .name }}{{ end }}
+      {{- range (.defaultEnv | default list) }}
+      {{- if not (has .name $own) }}{{ $env = append $env . }}{{ end }}
+      {{- end }}
+      {{- with $env }}
       env:
         {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -224,7 +230,7 @@ spec:
   gcsFaultToleranceOptions:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- $headSpec := include "ray-operator.headGroupSpec" (dict "head" $head "where" (printf "%s.head" $where)) }}
+  {{- $headSpec := include "ray-operator.headGroupSpec" (dict "head" $head "where" (printf "%s.head" $where) "defaultEnv" $defaults.env) }}
   {{- with ($c.extraSpec | default dict).headGroupSpec }}
   {{- /* extraSpec.headGroupSpec is merged over the generated one (maps key by key) */}}
   {{- $headSpec = toYaml (mergeOverwrite (fromYaml $headSpec) (deepCopy .)) }}
@@ -254,7 +260,7 @@ spec:
       {{- $params := include "ray-operator.rayStartParams" $g.rayStartParams }}
       rayStartParams: {{- if eq $params "{}" }} {}{{ else }}{{ $params | nindent 8 }}{{ end }}
       template:
-        {{- include "ray-operator.rayPodTemplate" (dict "group" $g "container" "ray-worker" "where" $gw) | trim | nindent 8 }}
+        {{- include "ray-operator.rayPodTemplate" (dict "group" $g "container" "ray-worker" "where" $gw "defaultEnv" $defaults.env) | trim | nindent 8 }}
   {{- end }}
   {{- else }} []
   {{- end }}
@@ -279,5 +285,5 @@ headService:
 {{- $params := include "ray-operator.rayStartParams" $head.rayStartParams }}
 rayStartParams: {{- if eq $params "{}" }} {}{{ else }}{{ $params | nindent 2 }}{{ end }}
 template:
-  {{- include "ray-operator.rayPodTemplate" (dict "group" $head "container" "ray-head" "where" .where) | trim | nindent 2 }}
+  {{- include "ray-operator.rayPodTemplate" (dict "group" $head "container" "ray-head" "where" .where "defaultEnv" .defaultEnv) | trim | nindent 2 }}
 {{- end }}
