@@ -36,10 +36,12 @@ from tests.chart.render import CHART, REPO, HelmError
 from tests.integration.test_chart import (  # noqa: F401 (fixtures)
     SMALL,
     Helm,
+    chart_with_changed_crd,
     helm4_cli,
     helm_cli,
     make_namespace,
     release_name,
+    restore_crd,
 )
 
 # The chart's last version before these changes (the commit this branch started from).
@@ -282,3 +284,34 @@ def test_missing_watched_namespace_fails_unless_created(
     helm_cli.uninstall(release_name, namespace)
     assert core.read_namespace(missing).status.phase == "Active"  # kept
     core.delete_namespace(missing)
+
+
+# -- rollback and the kept CRD ---------------------------------------------------------------
+
+
+def test_rollback_rolls_the_crd_back_and_a_kept_crd_needs_take_ownership(
+    helm_cli: Helm, api_client: client.ApiClient, namespace: str, release_name: str,
+    tmp_path: Path, restore_crd,
+) -> None:  # fmt: skip
+    ext = client.ApiextensionsV1Api(api_client)
+
+    def columns() -> list[str]:
+        version = ext.read_custom_resource_definition(c.CRD_NAME).spec.versions[0]
+        return [col.name for col in version.additional_printer_columns]
+
+    lean = {"rbac": {"aggregateUserRoles": False}, "tests": {"enabled": False}}
+    helm_cli.install(release_name, namespace, lean, "--take-ownership")
+    helm_cli.upgrade(release_name, namespace, lean, chart=chart_with_changed_crd(tmp_path))
+    assert "upgrade-test" in columns()
+    helm_cli.run("rollback", release_name, "1", "-n", namespace, "--wait")
+    assert "upgrade-test" not in columns()  # the CRD went back with the release
+
+    helm_cli.uninstall(release_name, namespace)
+    assert ext.read_custom_resource_definition(c.CRD_NAME)  # kept
+    other = f"{release_name}-b"
+    with pytest.raises(HelmError, match="cannot be imported into the current release"):
+        helm_cli.install(other, namespace, lean)
+    helm_cli.releases.remove((other, namespace))  # refused before it was recorded
+    helm_cli.install(other, namespace, lean, "--take-ownership")
+    crd = ext.read_custom_resource_definition(c.CRD_NAME)
+    assert crd.metadata.annotations["meta.helm.sh/release-name"] == other
