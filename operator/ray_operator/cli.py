@@ -82,6 +82,13 @@ def _run(args: argparse.Namespace) -> int:
     health.serve(status, args.liveness)
     if args.metrics_address:
         metrics.serve(args.metrics_address)
+    if args.qps < 0 or args.burst < 0:
+        print("error: --qps and --burst must not be negative", file=sys.stderr)
+        return 2
+    if args.qps > 0:
+        from .kube import set_rate_limit
+
+        set_rate_limit(args.qps, args.burst or max(1, int(2 * args.qps)))
     if not args.all_namespaces:
         _wait_for_crd(factory(), args.namespace)
     elector = None
@@ -215,6 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=4, help="clusters reconciled concurrently")
     run.add_argument(
         "--api-threads", type=int, default=16, help="concurrent API calls (pod creates and deletes)"
+    )
+    run.add_argument(
+        "--qps",
+        type=float,
+        default=0.0,
+        help="client-side limit on the operator's API requests per second; 0: none "
+        "(KubeRay's --qps)",
+    )
+    run.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        help="requests allowed at once above --qps; 0: twice --qps (KubeRay's --burst)",
     )
     run.add_argument(
         "--max-pods-per-cluster",

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -136,6 +137,52 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class RateLimiter:
+    """Client-side limit on API requests, like client-go's QPS and burst (KubeRay's
+    `--qps`/`--burst`): a token bucket holding up to `burst` requests that refills at
+    `qps` per second. `acquire` reserves a token and sleeps until it is due, so callers
+    queue in arrival order and the long-run rate never exceeds `qps`."""
+
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if qps <= 0 or burst < 1:
+            raise ValueError(f"need qps > 0 and burst >= 1, got qps={qps} burst={burst}")
+        self.qps, self.burst = qps, burst
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def acquire(self) -> float:
+        """Take one token, waiting for it if needed; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            self._tokens -= 1  # below zero: reserved by callers already waiting
+            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+# One limiter for every KubeApi of the process (set by `ray-operator run --qps`); None
+# means no limit. Watches count once, when they are opened.
+_rate_limiter: RateLimiter | None = None
+
+
+def set_rate_limit(qps: float, burst: int) -> None:
+    """Limit this process's API requests to `qps` per second with bursts of `burst`;
+    qps 0 removes the limit."""
+    global _rate_limiter
+    _rate_limiter = RateLimiter(qps, burst) if qps > 0 else None
+
+
 class KubeApi:
     """`fence`, if set, is called before every write but the Lease's own and raises
     LostLeadership when this replica may no longer act (see leader.py). `tokens`, if
@@ -173,6 +220,8 @@ class KubeApi:
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
+        if _rate_limiter is not None:
+            _rate_limiter.acquire()
         for attempt in (1, 2):
             # Serialised afresh each time: the auth header is read from the credentials.
             verb, url, sent_headers, sent_body, _ = self.api_client.param_serialize(

@@ -110,6 +110,7 @@ def plan(
     except InvalidSpecError as err:
         result.problems.append(Problem("InvalidHeadGroupSpec", err.field, err.message))
         return result  # without a valid head nothing else can work
+    _check_ingress(cluster, result)
 
     heads = [p for p in alive if p.is_head]
     if recreate_on_template_change(cluster):
@@ -246,6 +247,24 @@ def head_service_taken(name: str) -> Problem:
         f"Service {name!r} exists but is not controlled by this RayCluster, so the "
         "operator neither adopts nor replaces it and the cluster has no head Service: "
         "delete that Service, or give the RayCluster another name",
+    )
+
+
+def _check_ingress(cluster: dict[str, Any], result: Plan) -> None:
+    """`enableIngress` is accepted by the API but this operator creates no Ingress:
+    say so (condition and Warning event) instead of ignoring it."""
+    head = (cluster.get("spec") or {}).get("headGroupSpec") or {}
+    if not head.get("enableIngress"):
+        return
+    name = (cluster.get("metadata") or {}).get("name", "")
+    result.problems.append(
+        Problem(
+            "IngressNotSupported",
+            "spec.headGroupSpec.enableIngress",
+            "this operator creates no Ingress; the rest of the cluster is reconciled. Set "
+            "enableIngress to false and expose the dashboard with your own Ingress to "
+            f"Service {name}-head-svc, port dashboard (8265)",
+        )
     )
 
 

@@ -107,6 +107,17 @@ CASES = {
         {"watchNamespaces": ["a"], **cluster(namespace="b")},
         ["rayClusters.x.namespace", '"b"', "watchNamespaces"],
     ),
+    "enable-ingress": (
+        cluster(extraSpec={"headGroupSpec": {"enableIngress": True}}),
+        ["rayClusters.x.extraSpec.headGroupSpec.enableIngress", "no Ingress", "x-head-svc"],
+    ),
+    "gcs-ft-twice": (
+        cluster(
+            gcsFaultToleranceOptions={"redisAddress": "a:1"},
+            extraSpec={"gcsFaultToleranceOptions": {"redisAddress": "b:1"}},
+        ),
+        ["rayClusters.x.gcsFaultToleranceOptions", "both set"],
+    ),
     "extra-spec-collides": (
         cluster(extraSpec={"workerGroupSpecs": []}),
         ["rayClusters.x.extraSpec.workerGroupSpecs"],

@@ -138,3 +138,16 @@ def test_packaged_chart_carries_the_crds(tmp_path) -> None:
     docs = render_chart(chart=package)
     kinds = [d["kind"] for d in docs]
     assert "CustomResourceDefinition" in kinds
+
+
+def test_example_header_installs_first_then_adds_the_clusters_with_a_namespace() -> None:
+    """The example's header commands work on a fresh cluster: the CRD comes with a
+    first install, the clusters with an upgrade; both name the namespace."""
+    header = (CHART / "examples" / "heterogeneous-values.yaml").read_text().split("\n\n")[0]
+    commands = [line.lstrip("# ").strip() for line in header.splitlines()
+                if line.lstrip("# ").startswith("helm ")]  # fmt: skip
+    assert [c.split()[1] for c in commands] == ["install", "upgrade"]
+    for command in commands:
+        assert " -n ray-system" in command
+    assert "-f charts/ray-operator/examples/heterogeneous-values.yaml" in commands[1]
+    assert "--reset-then-reuse-values" in commands[1]

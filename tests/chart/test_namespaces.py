@@ -26,3 +26,5 @@ def test_test_pod_is_deleted_pass_or_fail() -> None:
     assert annotations["helm.sh/hook"] == "test"
     policies = set(annotations["helm.sh/hook-delete-policy"].split(","))
     assert policies == {"before-hook-creation", "hook-succeeded", "hook-failed"}
+    # its log is printed before a failed pod is deleted
+    assert annotations["helm.sh/hook-output-log-policy"] == "hook-failed"

@@ -222,3 +222,17 @@ def test_helm_test_pod(values: dict, expect_metrics_url: bool) -> None:
     assert env["METRICS_URL"] == (url if expect_metrics_url else "")
     compile(container["args"][0], "helm-test", "exec")  # the inline script is valid Python
     assert not by_kind(render_chart(values={"tests": {"enabled": False}}), "Pod")
+
+
+def test_client_qps_and_burst_flags() -> None:
+    deployment = one(render_chart(show_only=["templates/deployment.yaml"]), "Deployment")
+    assert not [a for a in container_args(deployment) if a.startswith(("--qps", "--burst"))]
+    values = {"config": {"qps": 50, "burst": 120}}
+    deployment = one(render_chart(values=values, show_only=["templates/deployment.yaml"]),
+                     "Deployment")  # fmt: skip
+    assert {"--qps=50", "--burst=120"} <= set(container_args(deployment))
+    values = {"config": {"qps": 7.5}}
+    deployment = one(render_chart(values=values, show_only=["templates/deployment.yaml"]),
+                     "Deployment")  # fmt: skip
+    args = container_args(deployment)
+    assert "--qps=7.5" in args and not [a for a in args if a.startswith("--burst")]

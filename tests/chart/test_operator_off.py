@@ -71,6 +71,7 @@ def test_notes_name_only_what_was_rendered(tmp_path: Path) -> None:
     )
     assert "Deployment" not in off and "rollout status" not in off and "helm test" not in off
     assert "no operator" in off and "ops/demo" in off
+    assert "metrics: Service" not in off and "ServiceMonitor" not in off
     namespaced = notes(tmp_path, "watchNamespaces={team-a}")
     assert "team-a" in namespaced and "must exist" in namespaced
     created = notes(tmp_path, "watchNamespaces={team-a}", "createNamespaces=true")

@@ -342,3 +342,32 @@ def test_pod_field_the_chart_sets_is_refused_in_the_passthrough() -> None:
     ]:  # fmt: skip
         with pytest.raises(HelmError, match=where):
             clusters(values)
+
+
+def test_default_env_labels_and_annotations_reach_every_pod_of_every_cluster() -> None:
+    """KubeRay's defaultContainerEnvs, for the clusters the chart declares: appended
+    after a group's own env (whose same-named variable wins); labels and annotations
+    of rayClusterDefaults.group merge key by key, so they reach every pod too."""
+    values = {
+        "rayClusterDefaults": {
+            "env": [{"name": "CORP_PROXY", "value": "p"}, {"name": "TZ", "value": "UTC"}],
+            "group": {"labels": {"team": "ml"}, "annotations": {"cost": "42"}},
+        },
+        "rayClusters": {
+            "a": {"workerGroups": {"cpu": {"replicas": 1, "labels": {"g": "1"},
+                                           "env": [{"name": "TZ", "value": "CET"}]}}},
+            "b": {"head": {"env": [{"name": "OWN", "value": "1"}]}},
+        },
+    }  # fmt: skip
+    rendered = clusters(values)
+    a_head = rendered["a"]["spec"]["headGroupSpec"]["template"]
+    a_cpu = groups(rendered["a"])["cpu"]["template"]
+    b_head = rendered["b"]["spec"]["headGroupSpec"]["template"]
+    env = lambda t: [(e["name"], e["value"]) for e in ray_container(t)["env"]]  # noqa: E731
+    assert env(a_head) == [("CORP_PROXY", "p"), ("TZ", "UTC")]
+    assert env(a_cpu) == [("TZ", "CET"), ("CORP_PROXY", "p")]
+    assert env(b_head) == [("OWN", "1"), ("CORP_PROXY", "p"), ("TZ", "UTC")]
+    for template in (a_head, a_cpu, b_head):
+        assert template["metadata"]["labels"]["team"] == "ml"
+        assert template["metadata"]["annotations"] == {"cost": "42"}
+    assert a_cpu["metadata"]["labels"]["g"] == "1"

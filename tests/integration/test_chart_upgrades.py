@@ -24,23 +24,28 @@ import json
 import shutil
 import subprocess
 import tarfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
 from tests.chart.render import CHART, REPO, HelmError
 from tests.integration.test_chart import (  # noqa: F401 (fixtures)
     SMALL,
     Helm,
+    chart_with_changed_crd,
     helm4_cli,
     helm_cli,
     make_namespace,
     release_name,
+    restore_crd,
 )
+from tests.kubehelpers import wait_for
 
 # The chart's last version before these changes (the commit this branch started from).
 PREVIOUS_CHART_COMMIT = "ee0378c"
@@ -282,3 +287,74 @@ def test_missing_watched_namespace_fails_unless_created(
     helm_cli.uninstall(release_name, namespace)
     assert core.read_namespace(missing).status.phase == "Active"  # kept
     core.delete_namespace(missing)
+
+
+# -- rollback and the kept CRD ---------------------------------------------------------------
+
+
+def test_rollback_rolls_the_crd_back_and_a_kept_crd_needs_take_ownership(
+    helm_cli: Helm, api_client: client.ApiClient, namespace: str, release_name: str,
+    tmp_path: Path, restore_crd,
+) -> None:  # fmt: skip
+    ext = client.ApiextensionsV1Api(api_client)
+
+    def columns() -> list[str]:
+        version = ext.read_custom_resource_definition(c.CRD_NAME).spec.versions[0]
+        return [col.name for col in version.additional_printer_columns]
+
+    lean = {"rbac": {"aggregateUserRoles": False}, "tests": {"enabled": False}}
+    helm_cli.install(release_name, namespace, lean, "--take-ownership")
+    helm_cli.upgrade(release_name, namespace, lean, chart=chart_with_changed_crd(tmp_path))
+    assert "upgrade-test" in columns()
+    helm_cli.run("rollback", release_name, "1", "-n", namespace, "--wait")
+    assert "upgrade-test" not in columns()  # the CRD went back with the release
+
+    helm_cli.uninstall(release_name, namespace)
+    assert ext.read_custom_resource_definition(c.CRD_NAME)  # kept
+    other = f"{release_name}-b"
+    with pytest.raises(HelmError, match="cannot be imported into the current release"):
+        helm_cli.install(other, namespace, lean)
+    helm_cli.releases.remove((other, namespace))  # refused before it was recorded
+    helm_cli.install(other, namespace, lean, "--take-ownership")
+    crd = ext.read_custom_resource_definition(c.CRD_NAME)
+    assert crd.metadata.annotations["meta.helm.sh/release-name"] == other
+
+
+# -- the helm test pod -------------------------------------------------------------------------
+
+
+def test_failed_helm_test_leaves_no_pod_behind(
+    helm_cli: Helm, api_client: client.ApiClient, namespace: str, release_name: str,
+    crd_installed,
+) -> None:  # fmt: skip
+    """kwok never completes a container: the test plays the kubelet and reports the
+    test pod Failed. Helm deletes it anyway (hook-failed), so uninstall leaves none."""
+    core = client.CoreV1Api(api_client)
+    helm_cli.install(release_name, namespace, {"crds": {"install": False}})
+    result: dict[str, Any] = {}
+
+    def run_test() -> None:
+        try:
+            result["out"] = helm_cli.run("test", release_name, "-n", namespace, "--timeout", "2m")
+        except HelmError as err:
+            result["error"] = str(err)
+
+    runner = threading.Thread(target=run_test)
+    runner.start()
+    test_pod = f"{release_name}-ray-operator-test"
+
+    def phase() -> str | None:
+        try:
+            return core.read_namespaced_pod(test_pod, namespace).status.phase
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    wait_for(lambda: phase() == "Running", timeout=60, what="helm test pod running")
+    core.patch_namespaced_pod_status(test_pod, namespace, {"status": {"phase": "Failed"}})
+    runner.join(timeout=150)
+    assert "error" in result, result.get("out")
+    wait_for(lambda: phase() is None, timeout=60, what="failed test pod deleted by Helm")
+    helm_cli.uninstall(release_name, namespace)
+    assert phase() is None  # nothing of the test outlives the release

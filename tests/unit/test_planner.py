@@ -242,3 +242,13 @@ def test_invalid_head_blocks_everything_with_a_problem():
     body["spec"]["headGroupSpec"]["rayStartParams"] = {"bad key!": "1"}
     p = run(body)
     assert p.creates == [] and p.problems[0].reason == "InvalidHeadGroupSpec"
+
+
+def test_enable_ingress_is_reported_not_ignored():
+    body = cluster(worker_group("cpu", 1))
+    body["spec"]["headGroupSpec"]["enableIngress"] = True
+    p = run(body, head(), pod("a"))
+    (problem,) = [x for x in p.problems if x.reason == "IngressNotSupported"]
+    assert problem.field == "spec.headGroupSpec.enableIngress"
+    assert "head-svc" in problem.message
+    assert p.creates == [] and p.deletes == []  # the rest reconciles as usual

@@ -152,7 +152,7 @@ def run(root: Path) -> int:
         str(CHART),
         "-n",
         NAMESPACE,
-        "--reuse-values",
+        "--reset-then-reuse-values",
         "-f",
         str(EXAMPLE_VALUES),
         kubeconfig=kc,
@@ -171,7 +171,7 @@ Continue by hand:
   export KUBECONFIG={kc}
   export PATH={tools_bin_dir()}:"$PATH"
   kubectl get rayclusters -n {NAMESPACE} -w
-  helm upgrade {RELEASE} charts/ray-operator -n {NAMESPACE} --reuse-values \\
+  helm upgrade {RELEASE} charts/ray-operator -n {NAMESPACE} --reset-then-reuse-values \\
       --set rayClusters.demo.workerGroups.cpu.replicas=4
   kubectl describe raycluster demo -n {NAMESPACE}
   make cluster-down     # stops everything started here
