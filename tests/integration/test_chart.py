@@ -463,12 +463,12 @@ def chart_with_changed_crd(tmp_path: Path) -> Path:
     crd_file = chart / "files" / "crds" / "ray.io_rayclusters.yaml"
     text = crd_file.read_text()
     marker = "    additionalPrinterColumns:\n"
-    assert text.count(marker) == 1
+    assert text.count(marker) == 2  # ray.io/v1 first, then ray.io/v1alpha1
     column = (
         "    - name: upgrade-test\n      type: string\n"
         "      jsonPath: .metadata.name\n      priority: 1\n"
     )
-    crd_file.write_text(text.replace(marker, marker + column))
+    crd_file.write_text(text.replace(marker, marker + column, 1))  # v1's columns
     return chart
 
 
@@ -723,7 +723,10 @@ def test_namespaced_mode_leaves_other_namespaces_alone(
     assert not can_i(api_client, user, "list", "pods", unwatched)
     assert not can_i(api_client, user, "list", "rayclusters", unwatched, "ray.io")
     assert not can_i(api_client, user, "list", "rayclusters", "", "ray.io")  # cluster-wide
-    assert not can_i(api_client, user, "get", "secrets", watched)
+    # Secrets: get and create only (authOptions' token); never reading them all.
+    assert can_i(api_client, user, "get", "secrets", watched)
+    assert not can_i(api_client, user, "list", "secrets", watched)
+    assert not can_i(api_client, user, "get", "secrets", unwatched)
     assert not can_i(api_client, user, "list", "namespaces")
     assert not can_i(api_client, user, "get", "customresourcedefinitions", "",
                      "apiextensions.k8s.io")  # fmt: skip
