@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := $(shell bash -c 'echo $${RAY_OPERATOR_TOOLS:-$$HOME/.cache/ray-operator-tools}')/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv tools real-node-deps lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
+.PHONY: help venv tools real-node-deps images lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ tools: ## build the pinned Go tools into the cache (skips what is there)
 
 real-node-deps: ## real nodes: Debian packages (root) + kubelet, kube-proxy, CoreDNS, pause
 	bash ci/real-node-deps.sh
+
+images: venv real-node-deps ## Ray and operator images as OCI archives (no registry, no daemon; cached)
+	$(PY) -m ray_operator.devcluster.images
 
 lint: venv ## ruff lint + format check
 	$(VENV)/bin/ruff check .

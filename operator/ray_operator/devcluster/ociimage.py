@@ -63,18 +63,36 @@ def _info(path: str, kind: bytes, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def _blob(tar: tarfile.TarFile, data: bytes, media_type: str) -> dict:
-    digest = hashlib.sha256(data).hexdigest()
+def _sha256(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    h = hashlib.sha256()
+    with data.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _blob(tar: tarfile.TarFile, data: bytes | Path, media_type: str) -> dict:
+    digest = _sha256(data)
     info = _info(f"blobs/sha256/{digest}", tarfile.REGTYPE, 0o644)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
-    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+    if isinstance(data, bytes):
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    else:  # a layer file: streamed, never held in memory
+        info.size = data.stat().st_size
+        with data.open("rb") as f:
+            tar.addfile(info, f)
+    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": info.size}
 
 
-def write_archive(path: Path, name: str, layer_tars: list[bytes], config: dict[str, object]) -> str:
+def write_archive(
+    path: Path, name: str, layer_tars: list[bytes | Path], config: dict[str, object]
+) -> str:
     """Write an OCI archive of an image `name` (amd64 linux) with uncompressed layers
-    and the image `config` (Entrypoint, Cmd, Env, ...). Returns the manifest digest."""
-    diff_ids = [f"sha256:{hashlib.sha256(t).hexdigest()}" for t in layer_tars]
+    (tar bytes or tar files) and the image `config` (Entrypoint, Cmd, Env, ...).
+    Returns the manifest digest."""
+    diff_ids = [f"sha256:{_sha256(t)}" for t in layer_tars]
     image_config = {
         "architecture": "amd64",
         "os": "linux",
