@@ -37,6 +37,8 @@ RAY_LOCK = REPO / "images" / "ray.lock"
 OPERATOR_LOCK = REPO / "operator" / "requirements.lock"
 RAY_IMAGE = f"{LOCAL_PREFIX}ray:2.60.0"
 OPERATOR_IMAGE = f"{LOCAL_PREFIX}ray-operator:0.1.0"
+# Bumped whenever venv_layer's steps change, so cached layers of older steps are rebuilt.
+LAYER_RECIPE = "2: venv, wheels, operator user"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -97,7 +99,7 @@ class Builder:
         (chroot) with `lock` installed (--require-hashes) from wheels the host's pip
         downloaded, plus `local`, a project built into a wheel here. Nothing inside
         the chroot touches the network."""
-        key = _digest(self.base_key().encode(), lock.read_bytes(),
+        key = _digest(self.base_key().encode(), lock.read_bytes(), LAYER_RECIPE.encode(),
                       _tree_bytes(local) if local else b"")  # fmt: skip
         out = self.cache / f"{name}-{key}.tar"
         if out.exists():
@@ -126,9 +128,17 @@ class Builder:
             if local is not None:
                 for whl in (root / "tmp" / "local").glob("*.whl"):
                     _chroot(root, *pip, "--no-deps", f"/tmp/local/{whl.name}")
+                # The user operator/Dockerfile creates: kopf looks its name up.
+                _chroot(root, "groupadd", "--gid", "65532", "ray-operator")
+                _chroot(root, "useradd", "--uid", "65532", "--gid", "65532", "--no-create-home",
+                        "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                        "ray-operator")  # fmt: skip
             tmp_tar = out.with_suffix(".tmp.tar")
             with tarfile.open(tmp_tar, "w", format=tarfile.PAX_FORMAT) as tar:
                 tar.add(root / prefix.lstrip("/"), arcname=prefix.lstrip("/"), filter=_normalise)
+                if local is not None:
+                    for etc in ("passwd", "group", "shadow", "gshadow"):
+                        tar.add(root / "etc" / etc, arcname=f"etc/{etc}", filter=_normalise)
             tmp_tar.replace(out)
         log(f"{name}: built in {time.monotonic() - start:.0f}s")
         return out
