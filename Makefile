@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := $(shell bash -c 'echo $${RAY_OPERATOR_TOOLS:-$$HOME/.cache/ray-operator-tools}')/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv tools lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
+.PHONY: help venv tools real-node-deps images lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ venv: $(VENV)/.installed ## Python deps into .venv (package installed editable)
 tools: ## build the pinned Go tools into the cache (skips what is there)
 	bash ci/build-tools.sh
 
+real-node-deps: ## real nodes: Debian packages (root) + kubelet, kube-proxy, CoreDNS, pause
+	bash ci/real-node-deps.sh
+
+images: venv real-node-deps ## Ray and operator images as OCI archives (no registry, no daemon; cached)
+	$(PY) -m ray_operator.devcluster.images
+
 lint: venv ## ruff lint + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,7 +42,7 @@ crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from the 
 	$(PY) -m ray_operator.crd.generate
 	$(PY) -m ray_operator.crd.docs
 
-test: tools venv lint ## everything: lint, unit, chart and integration tests
+test: tools real-node-deps venv lint ## everything: lint, unit, chart, integration and real-node tests
 	$(VENV)/bin/pytest tests
 
 test-unit: venv ## unit tests only (no control plane)
@@ -51,8 +57,8 @@ demo: tools venv ## the main job: control plane, chart, operator, a heterogeneou
 bench: tools venv ## benchmarks: speed, API cost, memory (QUICK=1: a few minutes)
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
-cluster-up: tools venv ## start a local control plane in the background
-	@$(PY) -m ray_operator.devcluster up
+cluster-up: tools venv ## start a local control plane in the background (REAL_NODES=1: a real node)
+	@$(PY) -m ray_operator.devcluster up $(if $(REAL_NODES),--real-nodes $(REAL_NODES),)
 
 cluster-down: venv ## stop it
 	@$(PY) -m ray_operator.devcluster down

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the control-plane and chart tools from the Go module proxy into a cache outside
 # the repo, one folder per tool and version, so a machine pays each cold build once.
-#   ci/build-tools.sh          build whatever is missing, print the bin directory
+#   ci/build-tools.sh              build whatever is missing, print the bin directory
+#   ci/build-tools.sh --real-nodes also kubelet, kube-proxy and CoreDNS (real nodes)
 # Env: RAY_OPERATOR_TOOLS (cache root, default ~/.cache/ray-operator-tools).
 set -euo pipefail
 
@@ -35,8 +36,10 @@ build_once() {
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 through local replace lines
 # that do not apply to dependents; a wrapper module pins them to the matching v0.x.y.
-build_kubernetes() {
+# kubernetes_build DEST VERSION PKG...: builds PKGs from such a wrapper module.
+kubernetes_build() {
   local dest=$1 version=$2 minor patch
+  shift 2
   minor=$(echo "$version" | cut -d. -f2)
   patch=$(echo "$version" | cut -d. -f3)
   local staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
@@ -58,17 +61,74 @@ build_kubernetes() {
     for m in $staging; do echo "	k8s.io/$m => k8s.io/$m v0.$minor.$patch"; done
     echo ")"
   } > go.mod
-  local pkgs="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
-  # shellcheck disable=SC2086
-  go get $(for p in $pkgs; do echo "$p@$version"; done)
+  # shellcheck disable=SC2068
+  go get $(for p in "$@"; do echo "$p@$version"; done)
   local ld="" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  # shellcheck disable=SC2086
-  go build -trimpath -ldflags "-s -w $ld" -o "$dest/bin/" $pkgs
+  go build -trimpath -ldflags "-s -w $ld" -o "$dest/bin/" "$@"
+}
+
+build_kubernetes() {
+  kubernetes_build "$1" "$2" k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
+}
+
+# The node components of the same Kubernetes release, for real nodes (opt-in): a separate
+# cache folder, so machines that only run the control plane never pay for them.
+build_kubernetes_node() {
+  kubernetes_build "$1" "$2" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+}
+
+# The pod sandbox's `pause` process, from the pinned Kubernetes module's own source
+# (build/pause/linux/pause.c), linked statically so it runs in an image with no files.
+build_pause() {
+  local dest=$1 version=$2 mod
+  printf 'module ray-operator/pause-src\n\ngo 1.25.0\n' > go.mod
+  mod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  gcc -Os -static -Wall -Werror -DVERSION="$version" -o "$dest/bin/pause" \
+    "$mod/build/pause/linux/pause.c"
+  strip "$dest/bin/pause"
+}
+
+# Cluster DNS for real nodes: CoreDNS with only the plugins the pods need. Upstream's
+# main links every plugin (cloud SDKs included); this wrapper links the kubernetes
+# plugin and a few local ones (`bind`: it listens on the bridge address only), and
+# deliberately no `forward`: names outside the cluster never leave this machine.
+build_coredns() {
+  local dest=$1 version=$2
+  printf 'module ray-operator/coredns-tools\n\ngo 1.26.0\n' > go.mod
+  cat > main.go <<'SRC'
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func init() {
+	// Plugin order matters in CoreDNS; this is upstream's order for these plugins.
+	dnsserver.Directives = []string{
+		"bind", "ready", "health", "errors", "log", "cache", "kubernetes",
+	}
+}
+
+func main() { coremain.Run() }
+SRC
+  go get "github.com/coredns/coredns@$version"
+  go mod tidy
+  go build -trimpath -ldflags "-s -w" -o "$dest/bin/coredns" .
 }
 
 # etcd's own go.mod has replace lines, so `go install` refuses it: wrap its main.
@@ -157,4 +217,10 @@ build_once kwok "$KWOK_VERSION" build_kwok
 build_once helm "$HELM_VERSION" build_helm
 build_once helm4 "$HELM4_VERSION" build_helm4
 build_once ct "$CT_VERSION" build_ct
+# Real nodes (opt-in, `ci/build-tools.sh --real-nodes` or `make real-node-deps`).
+if [[ "${1:-}" == "--real-nodes" ]]; then
+  build_once kubernetes-node "$KUBERNETES_VERSION" build_kubernetes_node
+  build_once coredns "$COREDNS_VERSION" build_coredns
+  build_once pause "$KUBERNETES_VERSION" build_pause
+fi
 echo "$bin"

@@ -38,6 +38,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+        if "/realnode/" in str(item.path):
+            item.add_marker(pytest.mark.realnode)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ray_operator.devcluster")
     parser.add_argument("command", choices=["up", "down", "status", "demo"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="run directory")
+    parser.add_argument(
+        "--real-nodes",
+        type=int,
+        default=0,
+        help="`up`: also start a real node (containerd, kubelet, kube-proxy, CoreDNS; "
+        "needs root and `make real-node-deps`)",
+    )
     args = parser.parse_args(argv)
     root: Path = args.dir.resolve()
 
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (root / "state.json").exists():
             print(f"no control plane recorded in {root}")
             return 0
-        stopped = stop_from_state(root)
+        stopped = stop_from_state(root)  # a real node: drained and swept first
         shutil.rmtree(root, ignore_errors=True)
         print(f"stopped {', '.join(stopped) or 'nothing (already gone)'}; removed {root}")
         return 0
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     shutil.rmtree(root, ignore_errors=True)
     try:
-        ControlPlane(root=root).start()
+        ControlPlane(root=root, real_nodes=args.real_nodes).start()
     except ControlPlaneError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
 """A real Kubernetes control plane as plain processes on 127.0.0.1.
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (the fake kubelet
-that moves scheduled pods to Running/Ready). Each run gets free loopback ports and its
+that moves scheduled pods to Running/Ready); with `real_nodes=1`, also a real node
+(containerd, kubelet, kube-proxy, CoreDNS; see realnode.py and podnet.py) where pods
+that ask for it really run. Each run gets free loopback ports and its
 own directory, keeps every component's log there, and stops exactly the processes it
 started. Used by the pytest fixtures, `make cluster-up`, the demo and the benchmarks.
 Fault tests can kill, stop, pause and restart one component at a time.
@@ -25,8 +27,11 @@ from pathlib import Path
 
 import yaml
 
+from . import podnet
+from .nodeimages import busybox_archive, import_archive, pause_archive
 from .nodes import NodePool, fake_nodes
 from .pki import Pki, create_pki
+from .realnode import NO_REGISTRY_ENV, NODE_NAME, RealNode, missing_host_tools
 
 DEFAULT_TOOLS = Path(os.environ.get("RAY_OPERATOR_TOOLS", "~/.cache/ray-operator-tools"))
 SERVICE_CIDR = "10.96.0.0/16"  # cluster IPs are only ever written into objects, never dialled
@@ -42,6 +47,8 @@ rules:
   - level: None
 """
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
+NODE_TOOLS = ("kubelet", "kube-proxy", "coredns", "pause")
 
 
 class ControlPlaneError(RuntimeError):
@@ -71,10 +78,15 @@ class ControlPlane:
     # Record every write request (who, what, when) in logs/audit.log: fault tests
     # count the writes of one operator replica by its User-Agent.
     audit: bool = False
+    # Real nodes (0 or 1): containers really run there. Opt-in: it needs root, the
+    # Debian packages and tools of `make real-node-deps`, and one per machine.
+    real_nodes: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     # Each component's command line, so a fault test can start it again identically.
     _commands: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _envs: dict[str, dict[str, str]] = field(default_factory=dict, init=False, repr=False)
+    node: RealNode | None = field(default=None, init=False)
 
     @classmethod
     def in_temp_dir(cls, **kwargs) -> ControlPlane:
@@ -87,8 +99,18 @@ class ControlPlane:
         return self.root / "admin.kubeconfig"
 
     @property
+    def host(self) -> str:
+        """Where the API server listens: loopback, or with a real node the bridge
+        address (pods reach it there through the `kubernetes` Service)."""
+        return podnet.HOST_IP if self.real_nodes else "127.0.0.1"
+
+    @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.host}:{self.ports['apiserver']}"
+
+    @property
+    def service_cidr(self) -> str:
+        return podnet.SERVICE_CIDR if self.real_nodes else SERVICE_CIDR
 
     @property
     def pki(self) -> Pki:
@@ -111,13 +133,22 @@ class ControlPlane:
                 raise ControlPlaneError(
                     f"{self.bin_dir / tool} is missing: run ci/build-tools.sh (or make tools)"
                 )
+        if self.real_nodes:
+            self._check_real_node_prerequisites()
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
-        self._pki = create_pki(self.root / "pki")
-        for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok", "kwok-metrics"):
-            self.ports[name] = free_port()
-        self._write_kubeconfig()
         deadline = time.monotonic() + timeout
         try:
+            if self.real_nodes:  # the bridge first: it is the one-per-machine lock
+                self.node = RealNode(self.root / "node", None, "")  # type: ignore[arg-type]
+                self.node.root.mkdir(parents=True, exist_ok=True)
+                self.node.network.setup()
+                self._write_state()
+            extra_ips = (podnet.HOST_IP, podnet.KUBERNETES_SERVICE_IP) if self.real_nodes else ()
+            self._pki = create_pki(self.root / "pki", extra_ips)
+            for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok",
+                         "kwok-metrics"):  # fmt: skip
+                self.ports[name] = free_port()
+            self._write_kubeconfig()
             self._spawn("etcd", self._etcd_args())
             self._wait("etcd", lambda: self.healthy("etcd"), deadline)
             self._spawn("kube-apiserver", self._apiserver_args())
@@ -130,6 +161,8 @@ class ControlPlane:
             self._create_nodes()
             self._wait("kwok", self._nodes_ready, deadline)
             self._wait("kube-controller-manager", self._default_service_account_exists, deadline)
+            if self.real_nodes:
+                self._start_real_node(deadline)
         except BaseException:
             self.stop()
             raise
@@ -138,11 +171,83 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop every process this control plane started, newest first, paused ones
-        included."""
+        included. A real node is drained first (its pods stopped through the kubelet),
+        then whatever remains of its containers, mounts and network is removed."""
+        if self.node is not None:
+            for line in self._stop_real_node():
+                print(f"[devcluster] removed {line}")
         for name in reversed(list(self.processes)):
             _terminate(self.processes.pop(name))
         if self.state_file.exists():
             self._write_state()
+
+    # -- the real node -----------------------------------------------------------------
+
+    def _check_real_node_prerequisites(self) -> None:
+        if self.real_nodes != 1:
+            raise ControlPlaneError(
+                "real_nodes must be 0 or 1 (one real node per machine: see podnet.py)"
+            )
+        missing = missing_host_tools()
+        missing += [str(self.bin_dir / t) for t in NODE_TOOLS if not (self.bin_dir / t).exists()]
+        if missing:
+            raise ControlPlaneError(
+                f"a real node needs {', '.join(missing)}: run `make real-node-deps`"
+            )
+
+    def _start_real_node(self, deadline: float) -> None:
+        node = self.node
+        assert node is not None
+        node.pki, node.server = self._pki, self.server
+        for name in ("kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics",
+                     "coredns-health"):  # fmt: skip
+            node.ports[name] = self.ports[name] = free_port()
+        node.prepare()
+        env = {**os.environ, **NO_REGISTRY_ENV}
+        self._spawn("containerd", node.containerd_args(), env=env)
+        self._wait("containerd", node.containerd_healthy, deadline)
+        images = self.root / "images"
+        import_archive(node.containerd_socket, pause_archive(self.bin_dir, images / "pause.tar"))
+        import_archive(node.containerd_socket, busybox_archive(images / "busybox.tar"))
+        self._spawn("kubelet", node.kubelet_args())
+        self._spawn("kube-proxy", node.kube_proxy_args())
+        self._spawn("coredns", node.coredns_args(self.kubeconfig))
+        for name in ("kubelet", "kube-proxy", "coredns"):
+            self._wait(name, lambda name=name: self.healthy(name), deadline)
+        self._wait("kubelet", lambda: self._node_ready(NODE_NAME), deadline)
+
+    def _node_ready(self, name: str) -> bool:
+        node = self.request(f"/api/v1/nodes/{name}")
+        return any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in node.get("status", {}).get("conditions", [])
+        )
+
+    def _stop_real_node(self) -> list[str]:
+        node = self.node
+        assert node is not None
+        netns: set[str] = set()
+        removed: list[str] = []
+        if self.running("containerd"):
+            netns = node.netns_paths()
+            # No new pods for the node while it drains (Deployments would recreate them).
+            if self.running("kube-scheduler"):
+                _terminate(self.processes.pop("kube-scheduler"))
+            if self.running("kubelet") and self.running("kube-apiserver"):
+                drain(self.request, node)
+            netns |= node.netns_paths()
+        for name in ("coredns", "kube-proxy", "kubelet"):
+            if name in self.processes:
+                _terminate(self.processes.pop(name))
+        if "kube-proxy" in self._commands:
+            node.kube_proxy_cleanup(self.bin_dir)
+        if self.running("containerd"):
+            removed += node.remove_containers()
+        if "containerd" in self.processes:
+            _terminate(self.processes.pop("containerd"))
+        removed += node.sweep(netns)
+        self.node = None
+        return removed
 
     def cleanup(self) -> None:
         self.stop()
@@ -169,7 +274,7 @@ class ControlPlane:
         and certificates, so clients keep their kubeconfig) and wait until it is
         healthy (see `healthy`). Stops it first if it is still running or paused."""
         _terminate(self._process(component))
-        self._spawn(component, self._commands[component])
+        self._spawn(component, self._commands[component], self._envs.get(component))
         self._write_state()
         self.wait_healthy(component, timeout)
 
@@ -195,7 +300,10 @@ class ControlPlane:
 
     def healthy(self, component: str) -> bool:
         """One health probe: etcd /health, API server /readyz (which includes etcd),
-        controller manager, scheduler and kwok /healthz."""
+        controller manager, scheduler and kwok /healthz; for a real node, containerd
+        answering `ctr version`, kubelet /healthz, kube-proxy /livez, CoreDNS /health."""
+        if component == "containerd":
+            return self.node is not None and self.node.containerd_healthy()
         url, admin = self._health_url(component)
         try:
             return self._http_ok(url, admin=admin)
@@ -219,6 +327,9 @@ class ControlPlane:
             "kube-controller-manager": ("https", "kcm", "healthz"),
             "kube-scheduler": ("https", "scheduler", "healthz"),
             "kwok": ("http", "kwok", "healthz"),
+            "kubelet": ("http", "kubelet-healthz", "healthz"),
+            "kube-proxy": ("http", "kube-proxy-healthz", "livez"),
+            "coredns": ("http", "coredns-health", "health"),
         }[component]
         return f"{scheme}://127.0.0.1:{self.ports[port]}/{path}", False
 
@@ -245,8 +356,8 @@ class ControlPlane:
         return [
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.host}",
+            f"--advertise-address={self.host}",
             f"--secure-port={self.ports['apiserver']}",
             f"--cert-dir={self.root / 'apiserver-certs'}",
             f"--tls-cert-file={pki.serving_cert}",
@@ -256,11 +367,9 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.service_cidr}",
             "--allow-privileged=true",
-            # Endpoints may not hold loopback addresses, and nothing dials this API
-            # server through the in-cluster `kubernetes` Service anyway.
-            "--endpoint-reconciler-type=none",
+            *self._endpoint_args(),
             # This plugin taints every new node not-ready:NoSchedule for the node
             # lifecycle controller to lift once the node is Ready; that controller does
             # not run here (see _kcm_args), so nodes are created schedulable instead.
@@ -268,6 +377,20 @@ class ControlPlane:
             "--profiling=false",
             "--v=1",
             *self._audit_args(),
+        ]
+
+    def _endpoint_args(self) -> list[str]:
+        if not self.real_nodes:
+            # Endpoints may not hold loopback addresses, and nothing dials this API
+            # server through the in-cluster `kubernetes` Service anyway.
+            return ["--endpoint-reconciler-type=none"]
+        # Pods dial the `kubernetes` Service: its endpoint is the bridge address. The
+        # API server reaches the kubelet (logs, exec) with the admin client cert.
+        return [
+            "--endpoint-reconciler-type=lease",
+            f"--kubelet-client-certificate={self._pki.admin_cert}",
+            f"--kubelet-client-key={self._pki.admin_key}",
+            "--kubelet-preferred-address-types=InternalIP",
         ]
 
     def _audit_args(self) -> list[str]:
@@ -316,8 +439,11 @@ class ControlPlane:
             # again (a kwok stage doing so would also undo tests' deliberate Ready=False).
             # A longer grace period only moves the threshold; with no kubelet to lose,
             # the controller has nothing true to report here.
-            "--controllers=*,-endpoints-controller,-endpointslice-controller,"
-            "-endpointslice-mirroring-controller,-node-lifecycle-controller",
+            # With a real node, kube-proxy and CoreDNS read EndpointSlices, so their
+            # controller runs (slices, unlike Endpoints, take kwok's loopback IPs).
+            "--controllers=*,-endpoints-controller,-endpointslice-mirroring-controller,"
+            "-node-lifecycle-controller"
+            + ("" if self.real_nodes else ",-endpointslice-controller"),
             # Fast namespace and garbage collection keeps tests short.
             "--concurrent-gc-syncs=20",
             "--concurrent-namespace-syncs=10",
@@ -361,14 +487,21 @@ class ControlPlane:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        """Start a component: a tool from bin_dir, or a system binary by absolute path.
+        Each one names the run dir (the kubeconfig, or RAY_OPERATOR_RUN_DIR in its
+        environment), which is how `stop_from_state` recognises it."""
         self._commands[name] = args
+        env = {**(env or os.environ), "RAY_OPERATOR_RUN_DIR": str(self.root)}
+        self._envs[name] = env
+        exe = args[0] if os.path.isabs(args[0]) else str(self.bin_dir / args[0])
         with self.log_path(name).open("ab") as log:  # appended to across restarts
             self.processes[name] = subprocess.Popen(
-                [str(self.bin_dir / args[0]), *args[1:]],
+                [exe, *args[1:]],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, not the children
             )
 
@@ -454,7 +587,7 @@ class ControlPlane:
                 {
                     "name": "local",
                     "cluster": {
-                        "server": f"https://127.0.0.1:{self.ports['apiserver']}",
+                        "server": self.server,
                         "certificate-authority": str(pki.ca_cert),
                     },
                 }
@@ -485,38 +618,105 @@ class ControlPlane:
             "pids": {name: p.pid for name, p in self.processes.items() if p.poll() is None},
             "ports": self.ports,
             "kubeconfig": str(self.kubeconfig),
+            "real_node": str(self.node.root) if self.node is not None else None,
         }
         tmp = self.state_file.with_suffix(".tmp")  # never half a file for `down`
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, self.state_file)
 
 
+def drain(request, node: RealNode, timeout: float = 60.0) -> None:
+    """Delete every pod bound to the real node and wait until the kubelet has stopped
+    their containers (and with them torn down each pod's network). `request` is
+    ControlPlane.request or the same call built from a state file."""
+    try:
+        pods = request(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{NODE_NAME}")
+        for pod in pods["items"]:
+            meta = pod["metadata"]
+            path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+            request(path, "DELETE", {"gracePeriodSeconds": 0})
+    except (OSError, HTTPException, ValueError):
+        return  # the API server is unreachable: sweep() removes what remains
+    end = time.monotonic() + timeout
+    while node.running_tasks() and time.monotonic() < end:
+        time.sleep(0.2)
+
+
 def stop_from_state(root: Path, timeout: float = 10.0) -> list[str]:
-    """Stop the processes recorded by a control plane started in another process.
+    """Stop the processes recorded by a control plane started in another process; a
+    real node is drained and swept first, as `ControlPlane.stop` does.
 
     A pid is only signalled if its command line still names this run's directory, so a
     recycled pid is never touched."""
     state = json.loads((root / "state.json").read_text())
+    pids: dict[str, int] = dict(state["pids"])
     stopped = []
-    for name, pid in reversed(list(state["pids"].items())):
-        try:  # our components name the run dir in their arguments or environment
-            proc = Path(f"/proc/{pid}")
-            identity = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if str(root).encode() not in identity:
-            continue
-        os.kill(pid, signal.SIGCONT)  # a paused process would not act on SIGTERM
-        os.kill(pid, signal.SIGTERM)
-        end = time.monotonic() + timeout
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
-            if _is_zombie(pid):
-                break
-            time.sleep(0.1)
-        if Path(f"/proc/{pid}").exists() and not _is_zombie(pid):
-            os.kill(pid, signal.SIGKILL)
-        stopped.append(name)
+
+    def stop(name: str) -> None:
+        pid = pids.pop(name, None)
+        if pid is not None and _stop_pid(root, pid, timeout):
+            stopped.append(name)
+
+    if state.get("real_node"):
+        node = _node_from_state(root, state)
+        netns = node.netns_paths() if node.containerd_healthy() else set()
+        stop("kube-scheduler")
+        if "kubelet" in pids and "kube-apiserver" in pids and node.containerd_healthy():
+            drain(_state_request(root, state), node)
+            netns |= node.netns_paths()
+        for name in ("coredns", "kube-proxy", "kubelet"):
+            stop(name)
+        node.kube_proxy_cleanup(tools_bin_dir())
+        if node.containerd_healthy():
+            node.remove_containers()
+        stop("containerd")
+        for line in node.sweep(netns):
+            print(f"[devcluster] removed {line}")
+    for name in reversed(list(pids)):
+        stop(name)
     return stopped
+
+
+def _node_from_state(root: Path, state: dict) -> RealNode:
+    return RealNode(Path(state["real_node"]), None, "")  # type: ignore[arg-type]
+
+
+def _state_request(root: Path, state: dict):
+    """ControlPlane.request for a control plane recorded in `state`."""
+    pki = root / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    host = podnet.HOST_IP if state.get("real_node") else "127.0.0.1"
+    server = f"https://{host}:{state['ports']['apiserver']}"
+
+    def request(path: str, method: str = "GET", body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{server}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    return request
+
+
+def _stop_pid(root: Path, pid: int, timeout: float) -> bool:
+    try:  # our components name the run dir in their arguments or environment
+        proc = Path(f"/proc/{pid}")
+        identity = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+    except OSError:
+        return False
+    if str(root).encode() not in identity:
+        return False
+    os.kill(pid, signal.SIGCONT)  # a paused process would not act on SIGTERM
+    os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+        if _is_zombie(pid):
+            break
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists() and not _is_zombie(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def _terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:

@@ -40,9 +40,10 @@ def _signed_cert(
     return cert, key
 
 
-def create_pki(pki: Path) -> Pki:
-    """A CA, an API server serving cert for 127.0.0.1, an admin client cert
-    (system:masters) and the ServiceAccount token signing key pair."""
+def create_pki(pki: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """A CA, an API server serving cert for 127.0.0.1 (plus `extra_ips`: with real
+    nodes, the bridge address and the `kubernetes` Service IP that pods dial), an admin
+    client cert (system:masters) and the ServiceAccount token signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = pki / "ca.key", pki / "ca.crt"
     _new_key_request(ca_key, "-x509", "-out", ca_cert, "-days", "30",
@@ -53,8 +54,10 @@ def create_pki(pki: Path) -> Pki:
         "/CN=kube-apiserver",
         ca_cert,
         ca_key,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
-        "DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
+        f"subjectAltName=IP:127.0.0.1,{''.join(f'IP:{ip},' for ip in extra_ips)}"
+        "DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+        "DNS:kubernetes.default.svc.cluster.local\n"
         "extendedKeyUsage=serverAuth\n",
     )
     admin_cert, admin_key = _signed_cert(
@@ -69,3 +72,25 @@ def create_pki(pki: Path) -> Pki:
     _openssl("genrsa", "-out", sa_key, "2048")
     _openssl("rsa", "-in", sa_key, "-pubout", "-out", sa_pub)
     return Pki(ca_cert, ca_key, serving_cert, serving_key, admin_cert, admin_key, sa_key, sa_pub)
+
+
+def client_cert(pki: Pki, directory: Path, name: str, subject: str) -> tuple[Path, Path]:
+    """A client certificate signed by the cluster CA (e.g. a kubelet's
+    `/O=system:nodes/CN=system:node:NAME`); returns (cert, key)."""
+    return _signed_cert(
+        directory, name, subject, pki.ca_cert, pki.ca_key, "extendedKeyUsage=clientAuth\n"
+    )
+
+
+def serving_cert(pki: Pki, directory: Path, name: str, ips: tuple[str, ...]) -> tuple[Path, Path]:
+    """A serving certificate for `ips` signed by the cluster CA (the kubelet's, so the
+    API server can verify it for logs and exec)."""
+    sans = ",".join(f"IP:{ip}" for ip in ips)
+    return _signed_cert(
+        directory,
+        name,
+        f"/CN={name}",
+        pki.ca_cert,
+        pki.ca_key,
+        f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n",
+    )
