@@ -13,10 +13,10 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # The virtualenv is rebuilt when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./devtools
 	touch $@
 
 venv: $(VENV)/.installed ## Python deps into .venv (package installed editable)
@@ -28,7 +28,7 @@ real-node-deps: ## real nodes: Debian packages (root) + kubelet, kube-proxy, Cor
 	bash ci/real-node-deps.sh
 
 images: venv real-node-deps ## Ray and operator images as OCI archives (no registry, no daemon; cached)
-	$(PY) -m ray_operator.devcluster.images
+	$(PY) -m ray_operator_dev.devcluster.images
 
 lint: venv ## ruff lint + format check
 	$(VENV)/bin/ruff check .
@@ -39,8 +39,8 @@ format: venv ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from the source
-	$(PY) -m ray_operator.crd.generate
-	$(PY) -m ray_operator.crd.docs
+	$(PY) -m ray_operator_dev.crd.generate
+	$(PY) -m ray_operator_dev.crd.docs
 
 test: tools real-node-deps venv lint ## everything: lint, unit, chart, integration and real-node tests
 	$(VENV)/bin/pytest tests
@@ -52,16 +52,16 @@ test-integration: tools venv ## integration tests on a local control plane
 	$(VENV)/bin/pytest tests/integration
 
 demo: tools venv ## the main job: control plane, chart, operator, a heterogeneous RayCluster
-	@$(PY) -m ray_operator.devcluster demo
+	@$(PY) -m ray_operator_dev.devcluster demo
 
 bench: tools venv ## benchmarks: speed, API cost, memory (QUICK=1: a few minutes)
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
 cluster-up: tools venv ## start a local control plane in the background (REAL_NODES=1: a real node)
-	@$(PY) -m ray_operator.devcluster up $(if $(REAL_NODES),--real-nodes $(REAL_NODES),)
+	@$(PY) -m ray_operator_dev.devcluster up $(if $(REAL_NODES),--real-nodes $(REAL_NODES),)
 
 cluster-down: venv ## stop it
-	@$(PY) -m ray_operator.devcluster down
+	@$(PY) -m ray_operator_dev.devcluster down
 
 clean: ## remove the virtualenv and caches (not the tool cache)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

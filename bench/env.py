@@ -22,8 +22,8 @@ from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
 from ray_operator.builders.pod import build_worker_pod
-from ray_operator.devcluster import ControlPlane, NodePool
-from ray_operator.devcluster.pki import _signed_cert
+from ray_operator_dev.devcluster import ControlPlane, NodePool
+from ray_operator_dev.devcluster.pki import _signed_cert
 from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_account
 from tests.operator_process import OperatorProcess
 

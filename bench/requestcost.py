@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from kubernetes import config
 
-from ray_operator.devcluster import ControlPlane
 from ray_operator.kube import KubeApi
+from ray_operator_dev.devcluster import ControlPlane
 from tests.kubehelpers import apply_crds
 from tests.manifests import heterogeneous
 

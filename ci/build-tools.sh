@@ -211,12 +211,27 @@ build_ct() {
   chmod -R u+w "$dest/etc"
 }
 
+# KubeRay's operator (a test peer, not part of the product): the module root is its
+# main package. The binary is renamed so it never shadows our `ray-operator` script, and
+# the module's own CRDs are kept beside it for tests that run it.
+build_kuberay() {
+  local dest=$1 version=$2 mod
+  GOBIN="$dest/bin" go install -trimpath -ldflags "-s -w" \
+    "github.com/ray-project/kuberay/ray-operator@$version"
+  mv "$dest/bin/ray-operator" "$dest/bin/kuberay-operator"
+  mod=$(go env GOMODCACHE)/github.com/ray-project/kuberay/ray-operator@$version
+  mkdir -p "$dest/crds"
+  cp "$mod"/config/crd/bases/*.yaml "$dest/crds/"
+  chmod -R u+w "$dest/crds"
+}
+
 build_once kubernetes "$KUBERNETES_VERSION" build_kubernetes
 build_once etcd "$ETCD_VERSION" build_etcd
 build_once kwok "$KWOK_VERSION" build_kwok
 build_once helm "$HELM_VERSION" build_helm
 build_once helm4 "$HELM4_VERSION" build_helm4
 build_once ct "$CT_VERSION" build_ct
+build_once kuberay "$KUBERAY_VERSION" build_kuberay
 # Real nodes (opt-in, `ci/build-tools.sh --real-nodes` or `make real-node-deps`).
 if [[ "${1:-}" == "--real-nodes" ]]; then
   build_once kubernetes-node "$KUBERNETES_VERSION" build_kubernetes_node

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from ray_operator.devcluster import ControlPlane
+from ray_operator_dev.devcluster import ControlPlane
 from tests.kubehelpers import (
     apply_crds,
     service_account_client,

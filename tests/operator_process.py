@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ray_operator.devcluster.controlplane import free_port
+from ray_operator_dev.devcluster.controlplane import free_port
 
 
 @dataclass

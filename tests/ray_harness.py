@@ -53,7 +53,7 @@ from typing import Any
 from kubernetes import client
 
 from ray_operator import constants as c
-from ray_operator.devcluster.controlplane import free_port
+from ray_operator_dev.devcluster.controlplane import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Validate rendered objects against the schemas of the pinned Kubernetes version, as
 Apache Airflow's chart tests do, without a cluster: built-in kinds against the OpenAPI
-v3 documents that `k8s.io/kubernetes` ships (found through `ray_operator.crd`'s module
+v3 documents that `k8s.io/kubernetes` ships (found through `ray_operator_dev.crd`'s module
 lookup), custom resources against their CRDs' `openAPIV3Schema`.
 
 Strict, like the API server's `fieldValidation=Strict`: an object schema with
@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from ray_operator.crd.podtemplate import OPENAPI_FILE, kubernetes_version, locate_openapi
+from ray_operator_dev.crd.podtemplate import OPENAPI_FILE, kubernetes_version, locate_openapi
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"

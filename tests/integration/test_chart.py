@@ -34,8 +34,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from ray_operator.devcluster import ControlPlane
-from ray_operator.devcluster.controlplane import free_port
+from ray_operator_dev.devcluster import ControlPlane
+from ray_operator_dev.devcluster.controlplane import free_port
 from tests.chart.render import CHART, HelmError, helm, tool
 from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_account
 from tests.operator_process import OperatorProcess

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ray_operator.devcluster import ControlPlane
+from ray_operator_dev.devcluster import ControlPlane
 from tests.kubehelpers import apply_crds, wait_for
 
 

@@ -19,7 +19,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from ray_operator.devcluster import ControlPlane, stop_from_state
+from ray_operator_dev.devcluster import ControlPlane, stop_from_state
 from tests.faultproxy import FaultProxy, kubeconfig_via
 from tests.kubehelpers import wait_for, wait_for_default_service_account
 

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from ray_operator.devcluster.controlplane import tools_bin_dir
+from ray_operator_dev.devcluster.controlplane import tools_bin_dir
 from tests.conftest import REPO
 from tests.kubehelpers import wait_for
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from ray_operator.devcluster import ControlPlane
+from ray_operator_dev.devcluster import ControlPlane
 from tests.clusters import Clusters
 from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_account
 from tests.manifests import raycluster, worker_group

@@ -20,8 +20,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from ray_operator.devcluster import ControlPlane
-from ray_operator.devcluster.tokens import write_atomically
+from ray_operator_dev.devcluster import ControlPlane
+from ray_operator_dev.devcluster.tokens import write_atomically
 from tests.clusters import Clusters
 from tests.faultproxy import FaultProxy, kubeconfig_via
 from tests.kubehelpers import wait_for

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ray_operator.devcluster import ControlPlane, podnet, tools_bin_dir
-from ray_operator.devcluster.controlplane import NODE_TOOLS
-from ray_operator.devcluster.realnode import missing_host_tools
+from ray_operator_dev.devcluster import ControlPlane, podnet, tools_bin_dir
+from ray_operator_dev.devcluster.controlplane import NODE_TOOLS
+from ray_operator_dev.devcluster.realnode import missing_host_tools
 
 
 def unavailable_reason() -> str | None:

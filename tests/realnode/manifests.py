@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ray_operator.devcluster.nodeimages import BUSYBOX_IMAGE
-from ray_operator.devcluster.realnode import LABEL
+from ray_operator_dev.devcluster.nodeimages import BUSYBOX_IMAGE
+from ray_operator_dev.devcluster.realnode import LABEL
 
 PLACEMENT = {
     "nodeSelector": {LABEL: "true"},

@@ -8,8 +8,8 @@ import ipaddress
 import json
 from pathlib import Path
 
-from ray_operator.devcluster import ControlPlane, podnet
-from ray_operator.devcluster.realnode import LABEL, NODE_NAME
+from ray_operator_dev.devcluster import ControlPlane, podnet
+from ray_operator_dev.devcluster.realnode import LABEL, NODE_NAME
 from tests.kubehelpers import wait_for
 from tests.realnode.conftest import apply, kubectl
 from tests.realnode.manifests import busybox_pod

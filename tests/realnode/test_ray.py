@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from ray_operator.devcluster import ControlPlane, tools_bin_dir
-from ray_operator.devcluster.images import OPERATOR_IMAGE, RAY_IMAGE, Builder
-from ray_operator.devcluster.nodeimages import import_archive
+from ray_operator_dev.devcluster import ControlPlane, tools_bin_dir
+from ray_operator_dev.devcluster.images import OPERATOR_IMAGE, RAY_IMAGE, Builder
+from ray_operator_dev.devcluster.nodeimages import import_archive
 from tests.kubehelpers import wait_for
 from tests.realnode.conftest import apply, kubectl
 from tests.realnode.manifests import PLACEMENT

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_operator.devcluster import ControlPlane, podnet
+from ray_operator_dev.devcluster import ControlPlane, podnet
 from tests.kubehelpers import wait_for
 from tests.realnode.conftest import apply, kubectl, unavailable_reason
 from tests.realnode.manifests import busybox_pod

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from ray_operator import constants as c
-from ray_operator.crd import generate
-from ray_operator.crd.podtemplate import (
+from ray_operator_dev.crd import generate
+from ray_operator_dev.crd.podtemplate import (
     CORE,
     KubernetesSchemas,
     SchemaConversionError,

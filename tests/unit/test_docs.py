@@ -4,11 +4,11 @@ current, and it must state the facts the operator actually uses."""
 from __future__ import annotations
 
 from ray_operator import constants as c
-from ray_operator.crd import docs
+from ray_operator_dev.crd import docs
 
 
 def test_reference_doc_is_current():
-    assert docs.DOC.read_text() == docs.render(), "run: python -m ray_operator.crd.docs"
+    assert docs.DOC.read_text() == docs.render(), "run: python -m ray_operator_dev.crd.docs"
 
 
 def test_reference_doc_states_labels_ports_and_defaults_from_the_single_sources():

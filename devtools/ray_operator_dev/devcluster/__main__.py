@@ -1,4 +1,4 @@
-"""Command line: `python -m ray_operator.devcluster up|down|status|demo [--dir DIR]`.
+"""Command line: `python -m ray_operator_dev.devcluster up|down|status|demo [--dir DIR]`.
 
 `up` starts a control plane whose processes outlive this command, and prints the
 kubeconfig path plus `export` lines for a shell; `down` stops exactly those processes;
@@ -36,7 +36,7 @@ def _print_usage(root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ray_operator.devcluster")
+    parser = argparse.ArgumentParser(prog="python -m ray_operator_dev.devcluster")
     parser.add_argument("command", choices=["up", "down", "status", "demo"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="run directory")
     parser.add_argument(

@@ -10,7 +10,7 @@ daemon, cached by content hash, imported into a real node's containerd.
 
 Each image is an OCI archive in the cache (`~/.cache/ray-operator-images/`), named by
 a hash of everything that goes into it, so a warm run only hashes its inputs.
-    python -m ray_operator.devcluster.images [--print]
+    python -m ray_operator_dev.devcluster.images [--print]
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ray_operator.devcluster.images")
+    parser = argparse.ArgumentParser(prog="python -m ray_operator_dev.devcluster.images")
     parser.parse_args(argv)
     start = time.monotonic()
     builder = Builder()

@@ -53,7 +53,7 @@ def _token_kubeconfig(cp: ControlPlane, account: str) -> Path:
     re-reads the file, so it outlives every single token."""
     token = cp.root / "operator.token"
     _spawn(cp, "token-refresher", [
-        sys.executable, "-m", "ray_operator.devcluster.tokens",
+        sys.executable, "-m", "ray_operator_dev.devcluster.tokens",
         "--kubeconfig", str(cp.kubeconfig), "--namespace", NAMESPACE,
         "--account", account, "--file", str(token),
     ])  # fmt: skip

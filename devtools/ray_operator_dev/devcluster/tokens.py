@@ -2,7 +2,7 @@
 token: `make demo` runs the operator as a local process with the chart's
 ServiceAccount, and a token written once would end it when it expires.
 
-    python -m ray_operator.devcluster.tokens --kubeconfig ADMIN --namespace NS \\
+    python -m ray_operator_dev.devcluster.tokens --kubeconfig ADMIN --namespace NS \\
         --account SA --file PATH [--lifetime 3600]
 
 A new token is requested and swapped in (write, then rename: readers never see half a
@@ -36,7 +36,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ray_operator.devcluster.tokens")
+    parser = argparse.ArgumentParser(prog="python -m ray_operator_dev.devcluster.tokens")
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--account", required=True)

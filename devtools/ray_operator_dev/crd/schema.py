@@ -34,7 +34,7 @@ import copy
 from typing import Any
 
 from ray_operator import constants as c
-from ray_operator.crd.podtemplate import KubernetesSchemas
+from ray_operator_dev.crd.podtemplate import KubernetesSchemas
 
 Schema = dict[str, Any]
 
