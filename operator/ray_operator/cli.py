@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         reconciler=ReconcilerConfig(
             max_pods_per_cluster=args.max_pods_per_cluster,
             api_threads=args.api_threads,
+            redis_cleanup=args.gcs_ft_redis_cleanup,
         ),
         api_timeout=timeout,
         watch_timeout=args.watch_timeout,
@@ -241,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=10_000,
         help="refuse to create more pods than this for one RayCluster",
+    )
+    run.add_argument(
+        "--gcs-ft-redis-cleanup",
+        action=argparse.BooleanOptionalAction,
+        # KubeRay's switch is this environment variable: a Deployment written for it
+        # keeps working.
+        default=os.environ.get("ENABLE_GCS_FT_REDIS_CLEANUP", "").lower() != "false",
+        help="GCS fault tolerance: keep a finalizer on FT RayClusters and delete their "
+        "keys from Redis with a Job when they are deleted (default: on, unless "
+        "ENABLE_GCS_FT_REDIS_CLEANUP=false)",
     )
     args = parser.parse_args(argv)
     if args.command == "run":

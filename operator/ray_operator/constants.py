@@ -58,6 +58,14 @@ IDLE_TERMINATION_FINALIZER: Final = "ray.io/idle-termination-cleanup-finalizer"
 # GCS fault tolerance: set on head pods (as upstream does), read by tooling.
 ANNOTATION_FT_ENABLED: Final = "ray.io/ft-enabled"
 ANNOTATION_EXTERNAL_STORAGE_NS: Final = "ray.io/external-storage-namespace"
+# GCS fault tolerance lifecycle: a RayCluster with GCS FT keeps this finalizer until its
+# keys are deleted from Redis by a cleanup Job (KubeRay's name, so a cluster migrated
+# from KubeRay is finished the same way), or until the deletion timeout (seconds, the
+# annotation; KubeRay v1.6.2's) has passed since the delete.
+GCS_FT_REDIS_CLEANUP_FINALIZER: Final = "ray.io/gcs-ft-redis-cleanup-finalizer"
+ANNOTATION_GCS_FT_DELETION_TIMEOUT: Final = "ray.io/gcs-ft-deletion-timeout"
+DEFAULT_GCS_FT_DELETION_TIMEOUT_SECONDS: Final = 300
+NODE_TYPE_REDIS_CLEANUP: Final = "redis-cleanup"  # ray.io/node-type of the cleanup Job
 
 # -- ports and their names (head Service and container ports) ------------------------
 

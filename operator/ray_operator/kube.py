@@ -28,7 +28,7 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from .credentials import TokenFile
-from .observed import ObservedPod, ObservedService
+from .observed import ObservedJob, ObservedPod, ObservedService
 
 log = logging.getLogger(__name__)
 REPORTING_COMPONENT = "ray-operator"
@@ -299,16 +299,22 @@ class KubeApi:
             if not token:
                 return
 
-    @needs(Needs("", "pods", ("list",)), Needs("", "services", ("list",)))
+    @needs(
+        Needs("", "pods", ("list",)), Needs("", "services", ("list",)),
+        Needs("batch", "jobs", ("list",)),
+    )  # fmt: skip
     def list_child_metadata(self, path: str, query: list[tuple[str, str]]) -> Iterator[dict]:
-        """Pages of Ray pods or Services, metadata only (childwatch.py)."""
+        """Pages of Ray pods, Services or Jobs, metadata only (childwatch.py)."""
         return self.list_pages(path, query, METADATA_LIST)
 
-    @needs(Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)))
+    @needs(
+        Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)),
+        Needs("batch", "jobs", ("watch",)),
+    )  # fmt: skip
     def watch_child_metadata(
         self, path: str, query: list[tuple[str, str]], read_timeout: float
     ) -> Iterator[dict[str, Any]]:
-        """Watch events of Ray pods or Services, metadata only (childwatch.py)."""
+        """Watch events of Ray pods, Services or Jobs, metadata only (childwatch.py)."""
         return self.watch(path, query, METADATA_ONLY, read_timeout)
 
     @needs(Needs("apiextensions.k8s.io", "customresourcedefinitions", ("get",), "cluster"))
@@ -353,6 +359,15 @@ class KubeApi:
         )  # fmt: skip
         return [ObservedPod.from_dict(p) for p in listing.get("items", [])]
 
+    @needs(Needs("batch", "jobs", ("list",)))
+    def list_jobs(self, namespace: str, selector: str) -> list[ObservedJob]:
+        """Jobs by server-side label selector (the Redis cleanup Jobs of one cluster)."""
+        listing = self.request(
+            "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            query=[("labelSelector", selector)],
+        )  # fmt: skip
+        return [ObservedJob.from_dict(j) for j in listing.get("items", [])]
+
     @needs(Needs("", "services", ("get",)))
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
         svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
@@ -377,6 +392,19 @@ class KubeApi:
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
         created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         return created["metadata"]["name"]
+
+    @needs(Needs("batch", "jobs", ("create",)))
+    def create_job(self, body: dict[str, Any]) -> bool:
+        """Create a Job; False if one of that name exists already (409)."""
+        try:
+            self.request(
+                "POST", f"/apis/batch/v1/namespaces/{body['metadata']['namespace']}/jobs", body
+            )
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
 
     @needs(Needs("", "pods", ("patch",)))
     def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
@@ -471,16 +499,48 @@ class KubeApi:
             raise
 
     @needs(Needs(*CLUSTERS, ("patch",)))
-    def remove_finalizer(self, cluster: dict[str, Any], finalizer: str) -> None:
+    def add_finalizer(self, cluster: dict[str, Any], finalizer: str) -> str:
+        """Append a finalizer; returns the new resourceVersion. The test makes it a
+        compare-and-swap on the list we read (a 422 if it changed meanwhile), so a
+        finalizer another writer added is never dropped."""
         meta = cluster["metadata"]
         finalizers = list(meta.get("finalizers") or [])
-        if finalizer not in finalizers:
+        if finalizer in finalizers:
+            return meta["resourceVersion"]
+        path = f"{_clusters(meta['namespace'])}/{quote(meta['name'])}"
+        if finalizers:
+            ops = [
+                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+            ]
+        else:  # no list to test: the resourceVersion guards the whole object instead
+            ops = [
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": meta["resourceVersion"],
+                },
+                {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
+            ]
+        patched = self.request("PATCH", path, ops, content_type=JSON_PATCH)
+        return patched["metadata"]["resourceVersion"]
+
+    @needs(Needs(*CLUSTERS, ("patch",)))
+    def remove_finalizers(self, cluster: dict[str, Any], finalizers: list[str]) -> None:
+        """Remove these finalizers in one write; each removal is guarded by a test of the
+        entry it removes (a 422 if the list changed since we read it)."""
+        meta = cluster["metadata"]
+        present = list(meta.get("finalizers") or [])
+        indices = sorted((present.index(f) for f in set(finalizers) if f in present), reverse=True)
+        if not indices:
             return
-        index = finalizers.index(finalizer)
+        ops: list[dict[str, Any]] = []
+        for index in indices:  # from the end, so earlier indices stay valid
+            path = f"/metadata/finalizers/{index}"
+            ops += [{"op": "test", "path": path, "value": present[index]},
+                    {"op": "remove", "path": path}]  # fmt: skip
         self.request(
-            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}",
-            [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
-             {"op": "remove", "path": f"/metadata/finalizers/{index}"}],
+            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}", ops,
             content_type=JSON_PATCH,
         )  # fmt: skip
 

@@ -14,6 +14,8 @@ the result. The rules follow the RayCluster API (docs/behaviour.md, Reconciliati
   reported (the autoscaler fails on every cycle for the whole cluster);
 - `authOptions` that Ray cannot honour are refused before anything is done, and the
   token Secret is ensured first (builders/auth.py);
+- a GCS fault-tolerant cluster gets the Redis cleanup finalizer (teardown.py plans
+  its deletion);
 - suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
   pods whose template hash is out of date, and stamps pods that have none (adopted
   from KubeRay) with the current one instead of replacing them.
@@ -50,6 +52,7 @@ from .spec import (
     recreate_on_template_change,
     worker_groups,
 )
+from .teardown import finalizer_to_add
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,22 @@ class Builders:
     worker_pod: Callable[[dict[str, Any], int], dict[str, Any]]
     head_service: Callable[[dict[str, Any]], dict[str, Any]]
     autoscaler_rbac: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    redis_cleanup_job: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def default_builders() -> Builders:
     from .builders.autoscaler import build_autoscaler_rbac
     from .builders.pod import build_head_pod, build_worker_pod
+    from .builders.redis_cleanup import build_redis_cleanup_job
     from .builders.service import build_head_service
 
-    return Builders(build_head_pod, build_worker_pod, build_head_service, build_autoscaler_rbac)
+    return Builders(
+        build_head_pod,
+        build_worker_pod,
+        build_head_service,
+        build_autoscaler_rbac,
+        build_redis_cleanup_job,
+    )
 
 
 def template_hash(pod: dict[str, Any]) -> str | None:
@@ -79,8 +90,9 @@ def plan(
     observed: Observed,
     builders: Builders,
     max_pods_per_cluster: int = 10_000,
+    redis_cleanup: bool = True,
 ) -> Plan:
-    result = Plan()
+    result = Plan(add_finalizer=finalizer_to_add(cluster, redis_cleanup))
     alive = [p for p in observed.pods if not p.terminating]
 
     if cluster_suspended(cluster):

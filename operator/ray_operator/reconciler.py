@@ -33,6 +33,7 @@ from . import metrics
 from .builders import auth
 from .builders.autoscaler import head_service_account
 from .builders.groups import head_service_name
+from .builders.redis_cleanup import cleanup_job_selector
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
@@ -40,6 +41,7 @@ from .observed import ObservedPod, controller_uid, owned_by
 from .planner import Builders, default_builders, head_service_taken, plan
 from .spec import autoscaling_enabled, managed_by_us
 from .status import compute_status, status_changed
+from .teardown import Teardown, plan_teardown
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +60,9 @@ class ReconcilerConfig:
     max_creates_per_pass: int = 250  # bounded work per pass keeps clusters fair
     max_pods_per_cluster: int = 10_000
     retry_after_failure: float = 5.0
+    # GCS fault tolerance: keep a finalizer on FT clusters and delete their keys from
+    # Redis with a Job on delete (KubeRay's ENABLE_GCS_FT_REDIS_CLEANUP).
+    redis_cleanup: bool = True
 
 
 class Reconciler:
@@ -179,13 +184,22 @@ class Reconciler:
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
-        todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
+        todo = plan(
+            cluster,
+            observed,
+            self.builders,
+            self.config.max_pods_per_cluster,
+            self.config.redis_cleanup,
+        )
+        finalizer_failure = await self._add_finalizer(cluster, todo.add_finalizer)
         todo.problems += await self._check_head_service_account(cluster)
         auth_problems = await self._check_auth_secret(cluster)
         todo.problems += auth_problems
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures = await self._execute(cluster, todo)
+        if finalizer_failure is not None:
+            failures.append(finalizer_failure)
 
         previous = cluster.get("status") or {}
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
@@ -431,27 +445,111 @@ class Reconciler:
         self.events.post(cluster, "Warning", reason, message)
         return Failure(reason, message)
 
-    async def _finalize(self, cluster: dict[str, Any]) -> float | None:
-        """Ray's autoscaler deletes an idle cluster (policy Delete) behind the finalizer
-        `ray.io/idle-termination-cleanup-finalizer`: remove the pods, then the finalizer."""
-        meta = cluster["metadata"]
-        if c.IDLE_TERMINATION_FINALIZER not in (meta.get("finalizers") or []):
+    async def _add_finalizer(
+        self, cluster: dict[str, Any], finalizer: str | None
+    ) -> Failure | None:
+        """Put the finalizer the plan asks for on the RayCluster before anything else is
+        done; a failure is reported and the next pass tries again."""
+        if finalizer is None:
             return None
-        pods = await self._call(self.api.list_cluster_pods, meta["namespace"], meta["name"])
-        observed, _ = owned_by(meta["uid"], pods, None)
-        if observed.pods:
-            done: list[PodWrite] = []
-            await asyncio.gather(
-                *(
-                    self._delete(cluster, PodDelete(p.name, p.group, "ClusterDeleted"), done)
-                    for p in observed.pods
-                    if not p.terminating
-                )
-            )
-            self.events.pods_written(cluster, done)
-            return 1.0
-        await self._call(self.api.remove_finalizer, cluster, c.IDLE_TERMINATION_FINALIZER)
+        try:
+            await self._call(self.api.add_finalizer, cluster, finalizer)
+        except ApiException as err:
+            return self._failed(cluster, "FailedAddFinalizer", finalizer, err)
+        log.info("%s/%s: added finalizer %s", cluster["metadata"]["namespace"],
+                 cluster["metadata"]["name"], finalizer)  # fmt: skip
         return None
+
+    async def _finalize(self, cluster: dict[str, Any]) -> float | None:
+        """A RayCluster being deleted behind one of the finalizers we honour (Ray's
+        autoscaler's idle-termination one, the GCS FT Redis cleanup one): act on
+        teardown.plan_teardown."""
+        meta = cluster["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        finalizers = meta.get("finalizers") or []
+        gcs = c.GCS_FT_REDIS_CLEANUP_FINALIZER in finalizers
+        if not gcs and c.IDLE_TERMINATION_FINALIZER not in finalizers:
+            return None
+        pods = await self._call(self.api.list_cluster_pods, namespace, name)
+        jobs = (
+            await self._call(self.api.list_jobs, namespace, cleanup_job_selector(name))
+            if gcs
+            else []
+        )
+        observed, _ = owned_by(meta["uid"], pods, None)
+        todo = plan_teardown(
+            cluster,
+            observed.pods,
+            [j for j in jobs if j.owner_uid == meta["uid"]],
+            time.time(),
+            self.config.redis_cleanup,
+            self.builders.redis_cleanup_job,
+        )
+        if todo.deletes:
+            done: list[PodWrite] = []
+            await asyncio.gather(*(self._delete(cluster, d, done) for d in todo.deletes))
+            self.events.pods_written(cluster, done)
+        if todo.create_job is not None:
+            retry = await self._create_cleanup_job(cluster, todo.create_job)
+            if retry is not None:
+                return retry
+        return await self._remove_finalizers(cluster, todo)
+
+    async def _create_cleanup_job(
+        self, cluster: dict[str, Any], job: dict[str, Any]
+    ) -> float | None:
+        """Create the Redis cleanup Job; a retry delay if that failed."""
+        where = f"{job['metadata']['namespace']}/{job['metadata']['name']}"
+        try:
+            created = await self._call(self.api.create_job, job)
+        except ApiException as err:
+            message = f"Failed to create Redis cleanup Job {where}: {_api_message(err)}"
+            metrics.API_FAILURES.labels("FailedToCreateRedisCleanupJob").inc()
+            self.events.post(cluster, "Warning", "FailedToCreateRedisCleanupJob", message)
+            return self.config.retry_after_failure
+        if created:
+            self.events.post(
+                cluster, "Normal", "CreatedRedisCleanupJob", f"Created Redis cleanup Job {where}"
+            )
+        else:  # one of that name exists but was not listed as ours: a stranger, or a race
+            self._report_once(
+                cluster, "FailedToCreateRedisCleanupJob",
+                f"Failed to create Redis cleanup Job {where}: a Job of that name exists and "
+                "is not controlled by this RayCluster; delete it, or the finalizer is "
+                f"removed when {c.ANNOTATION_GCS_FT_DELETION_TIMEOUT} has passed",
+            )  # fmt: skip
+            return self.config.retry_after_failure
+        return None
+
+    async def _remove_finalizers(self, cluster: dict[str, Any], todo: Teardown) -> float | None:
+        if not todo.removals:
+            return todo.requeue
+        try:
+            await self._call(
+                self.api.remove_finalizers, cluster, [r.finalizer for r in todo.removals]
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None  # gone already
+            if err.status in (409, 422):  # the finalizers changed meanwhile: read again
+                return 0.0
+            raise
+        for removal in todo.removals:
+            log.info("%s/%s: removed finalizer %s", cluster["metadata"]["namespace"],
+                     cluster["metadata"]["name"], removal.finalizer)  # fmt: skip
+            if removal.note is not None:
+                note = removal.note
+                self.events.post(cluster, note.type, note.reason, note.message)
+        return todo.requeue  # None once nothing is left to wait for
+
+    def _report_once(self, cluster: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning posted once per cluster and process (a condition that persists
+        across passes)."""
+        meta = cluster["metadata"]
+        reported = self._strangers_reported.setdefault((meta["namespace"], meta["name"]), set())
+        if reason not in reported:
+            reported.add(reason)
+            self.events.post(cluster, "Warning", reason, message)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

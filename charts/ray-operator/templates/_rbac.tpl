@@ -39,6 +39,11 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
   # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
   resources: ["serviceaccounts"]
   verbs: ["get", "create"]
+- apiGroups: ["batch"]
+  # GCS fault tolerance: the Redis cleanup Job of a deleted RayCluster (created once,
+  # found by labels, watched for its end; garbage-collected with the RayCluster).
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   # The autoscaler's Role and RoleBinding.
   resources: ["roles", "rolebindings"]
