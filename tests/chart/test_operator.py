@@ -151,6 +151,16 @@ def test_deployment_scheduling_env_and_image_values() -> None:
     assert "--max-pods-per-cluster=2147483647" in args  # no 2.147483647e+09
 
 
+def test_gcs_ft_redis_cleanup_is_on_unless_turned_off() -> None:
+    def args(values: dict) -> list[str]:
+        rendered = render_chart(values=values, show_only=["templates/deployment.yaml"])
+        return container_args(one(rendered, "Deployment"))
+
+    assert not [a for a in args({}) if "redis-cleanup" in a]  # the operator's default: on
+    off = {"config": {"gcsFaultToleranceRedisCleanup": False}}
+    assert "--no-gcs-ft-redis-cleanup" in args(off)
+
+
 def test_namespaced_mode_passes_each_namespace() -> None:
     dep = one(
         render_chart(values={"watchNamespaces": ["team-a", "team-b"]},

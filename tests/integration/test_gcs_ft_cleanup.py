@@ -216,3 +216,21 @@ def test_a_finalizer_kuberay_added_is_honoured_after_migration(
     wait_gone(clusters, "old")
     assert redis.keys("old-ns") == set()
     assert len(redis.keys("another-cluster")) == 4
+
+
+def test_cleanup_switched_off_adds_no_finalizer_and_frees_a_finalized_cluster(
+    clusters, batch, namespace, redis, run_operator
+):
+    run_operator(namespace, extra_args=["--no-gcs-ft-redis-cleanup"])
+    clusters.create(ft_cluster("plain", redis.address))
+    clusters.wait_state("plain")
+    clusters.settle("plain")  # a pass that provably ran: it added no finalizer
+    assert GCS not in (clusters.get("plain")["metadata"].get("finalizers") or [])
+    finalized = ft_cluster("kept", redis.address, finalizers=[GCS])  # e.g. from KubeRay
+    clusters.create(finalized)
+    clusters.wait_state("kept")
+    clusters.delete("kept")
+    wait_gone(clusters, "kept")
+    assert cleanup_jobs(batch, namespace, "kept") == []
+    warning = clusters.wait_warning("kept", "RedisCleanupDisabled")
+    assert "by hand" in warning.message
