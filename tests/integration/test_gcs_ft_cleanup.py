@@ -20,6 +20,13 @@ from ray_operator import constants as c
 from ray_operator.builders.redis_cleanup import cleanup_job_selector
 from ray_operator_dev.devcluster.controlplane import free_port
 from tests.clusters import Clusters
+from tests.integration.test_chart import (  # noqa: F401 (fixtures)
+    ChartOperators,
+    Helm,
+    chart_operators,
+    helm_cli,
+    release_name,
+)
 from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
 from tests.redis_cleanup_harness import MISSING, RedisServer, job_pod, redis_server, run_cleanup_pod
@@ -234,3 +241,27 @@ def test_cleanup_switched_off_adds_no_finalizer_and_frees_a_finalized_cluster(
     assert cleanup_jobs(batch, namespace, "kept") == []
     warning = clusters.wait_warning("kept", "RedisCleanupDisabled")
     assert "by hand" in warning.message
+
+
+def test_the_lifecycle_under_the_charts_rbac(
+    helm_cli: Helm, chart_operators: ChartOperators, release_name: str,  # noqa: F811
+    clusters, batch, namespace, redis, crd_installed,
+):  # fmt: skip
+    """The finalizer patch, the Job watch, list and create, as the chart's Role grants
+    them (a single-namespace install): no denial anywhere."""
+    values = {"crds": {"install": False}, "rbac": {"aggregateUserRoles": False},
+              "watchNamespaces": [namespace]}  # fmt: skip
+    helm_cli.install(release_name, namespace, values)
+    proc = chart_operators.start(release_name, namespace)
+    clusters.create(ft_cluster("charted", redis.address))
+    storage = ready_with_finalizer(clusters, "charted")["metadata"]["uid"]
+    redis.seed(storage)
+    clusters.delete("charted")
+    job = wait_job(batch, namespace, "charted")
+    run = run_cleanup_pod(clusters.core, job_pod(clusters.core, namespace, job.metadata.name))
+    assert run.exit_code == 0, run.output
+    wait_gone(clusters, "charted")
+    assert redis.keys(storage) == set()
+    chart_operators.assert_alive(proc)
+    chart_operators.assert_no_denials()
+    assert f"watch /apis/batch/v1/namespaces/{namespace}/jobs failed" not in proc.log_tail(100_000)
