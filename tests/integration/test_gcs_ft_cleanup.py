@@ -265,3 +265,21 @@ def test_the_lifecycle_under_the_charts_rbac(
     chart_operators.assert_alive(proc)
     chart_operators.assert_no_denials()
     assert f"watch /apis/batch/v1/namespaces/{namespace}/jobs failed" not in proc.log_tail(100_000)
+
+
+def test_other_finalizers_are_kept_when_ours_is_added_and_removed(
+    clusters, batch, namespace, redis, run_operator
+):
+    run_operator(namespace)
+    other = "example.com/keep"
+    clusters.create(ft_cluster("both", redis.address, finalizers=[other]))
+    body = ready_with_finalizer(clusters, "both")
+    assert body["metadata"]["finalizers"] == [other, GCS]
+    clusters.delete("both")
+    job = wait_job(batch, namespace, "both")
+    run = run_cleanup_pod(clusters.core, job_pod(clusters.core, namespace, job.metadata.name))
+    assert run.exit_code == 0, run.output
+    wait_for(lambda: clusters.get("both")["metadata"]["finalizers"] == [other], timeout=60,
+             what="our finalizer removed, the other kept")  # fmt: skip
+    clusters.patch("both", {"metadata": {"finalizers": None}})
+    wait_gone(clusters, "both")
