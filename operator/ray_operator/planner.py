@@ -28,6 +28,7 @@ from typing import Any
 from . import constants as c
 from . import replicas
 from .builders import auth
+from .builders.ingress import build_head_ingress, wants_ingress
 from .errors import InvalidSpecError
 from .model import (  # why a pod is deleted: shown in events and used by tests
     REASON_EXTRA_HEAD,
@@ -50,7 +51,6 @@ from .spec import (
     cluster_suspended,
     head_group_spec,
     head_pod_spec,
-    head_service_name,
     recreate_on_template_change,
     worker_groups,
 )
@@ -114,7 +114,8 @@ def plan(
     except InvalidSpecError as err:
         result.problems.append(Problem("InvalidHeadGroupSpec", err.field, err.message))
         return result  # without a valid head nothing else can work
-    _check_ingress(cluster, result)
+    if wants_ingress(cluster):
+        result.ensure.append(build_head_ingress(cluster))
     _check_head_service_account(cluster, observed, result)
     _check_auth_secret(cluster, observed, result)
 
@@ -302,22 +303,6 @@ def _check_auth_secret(cluster: dict[str, Any], observed: Observed, result: Plan
                 f"it does; put the token under {auth.TOKEN_KEY!r}",
             )
         )
-
-
-def _check_ingress(cluster: dict[str, Any], result: Plan) -> None:
-    """`enableIngress` is accepted by the API but this operator creates no Ingress:
-    say so (condition and Warning event) instead of ignoring it."""
-    if not head_group_spec(cluster).get("enableIngress"):
-        return
-    result.problems.append(
-        Problem(
-            "IngressNotSupported",
-            "spec.headGroupSpec.enableIngress",
-            "this operator creates no Ingress; the rest of the cluster is reconciled. Set "
-            "enableIngress to false and expose the dashboard with your own Ingress to "
-            f"Service {head_service_name(cluster)}, port dashboard ({c.DASHBOARD_PORT})",
-        )
-    )
 
 
 def _check_replicas_range(group: NodeGroup, result: Plan) -> None:

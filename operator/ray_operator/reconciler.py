@@ -479,6 +479,14 @@ def _name_taken(kind: str, name: str) -> Problem:
         )
     if kind == "Service":
         return head_service_taken(name)
+    if kind == "Ingress":
+        return Problem(
+            "IngressConflict",
+            "spec.headGroupSpec.enableIngress",
+            f"Ingress {name!r} already exists and is not controlled by this RayCluster; it "
+            "is left as it is. Delete it to have the cluster's own made, or set "
+            "enableIngress to false",
+        )
     if kind == "Secret":
         return Problem(
             "AuthSecretConflict",

@@ -244,23 +244,14 @@ def test_invalid_head_blocks_everything_with_a_problem():
     assert p.creates == [] and p.problems[0].reason == "InvalidHeadGroupSpec"
 
 
-def test_enable_ingress_is_reported_not_ignored():
+def test_enable_ingress_ensures_the_head_ingress_and_nothing_else_changes():
     body = cluster(worker_group("cpu", 1))
     body["spec"]["headGroupSpec"]["enableIngress"] = True
     p = run(body, head(), pod("a"))
-    (problem,) = [x for x in p.problems if x.reason == "IngressNotSupported"]
-    assert problem.field == "spec.headGroupSpec.enableIngress"
-    assert "head-svc" in problem.message
-    assert p.creates == [] and p.deletes == []  # the rest reconciles as usual
-
-
-def test_enable_ingress_points_at_a_custom_head_service_name():
-    body = cluster(worker_group("cpu", 1))
-    body["spec"]["headGroupSpec"]["enableIngress"] = True
-    body["spec"]["headGroupSpec"]["headService"] = {"metadata": {"name": "ray-front"}}
-    p = run(body, head(), pod("a"))
-    (problem,) = [x for x in p.problems if x.reason == "IngressNotSupported"]
-    assert "Service ray-front, port dashboard (8265)" in problem.message
+    (ingress,) = [o for o in p.ensure if o["kind"] == "Ingress"]
+    assert ingress["metadata"]["name"] == "rc-head-ingress"
+    assert p.creates == [] and p.deletes == [] and p.problems == []
+    assert not [o for o in run(cluster(worker_group("cpu", 1)), head(), pod("a")).ensure]
 
 
 def _autoscaled_with_account(account: str) -> dict:
