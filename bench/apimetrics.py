@@ -32,6 +32,7 @@ RESOURCES = (
     ("", "events"),
     ("", "serviceaccounts"),
     ("", "namespaces"),
+    ("batch", "jobs"),  # GCS fault tolerance: the Redis cleanup Jobs (watched)
     ("rbac.authorization.k8s.io", "roles"),
     ("rbac.authorization.k8s.io", "rolebindings"),
     ("ray.io", "rayclusters"),

@@ -54,6 +54,7 @@ from kubernetes import client
 
 from ray_operator import constants as c
 from ray_operator_dev.devcluster.controlplane import free_port
+from tests.kubehelpers import wait_for
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
@@ -278,6 +279,25 @@ def service_account_token(core: client.CoreV1Api, namespace: str, name: str) -> 
     return core.create_namespaced_service_account_token(name, namespace, request).status.token
 
 
+def service_account_exists(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    found = core.list_namespaced_service_account(namespace, field_selector=f"metadata.name={name}")
+    return bool(found.items)
+
+
+def autoscaler_credentials(
+    core: client.CoreV1Api, namespace: str, account: str, server: str, ca_cert: Path, folder: Path
+) -> AutoscalerCredentials:
+    """What the autoscaler sidecar of a head pod gets: waits for the ServiceAccount the
+    operator makes for it, then writes a TokenRequest token of it into `folder`."""
+    wait_for(
+        lambda: service_account_exists(core, namespace, account),
+        what=f"the autoscaler's ServiceAccount {account}",
+    )
+    token_file = folder / "token"
+    token_file.write_text(service_account_token(core, namespace, account))
+    return AutoscalerCredentials(server, ca_cert, token_file)
+
+
 def kuberay_client_env(creds: AutoscalerCredentials) -> dict[str, str]:
     """The env vars Ray's KubeRay client reads (at import time) to find the API server."""
     host, _, port = creds.server.removeprefix("https://").rpartition(":")
@@ -348,6 +368,20 @@ class RayHarness:
     drivers: list[subprocess.Popen] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    @classmethod
+    def with_autoscaler(
+        cls, core: client.CoreV1Api, namespace: str, cluster: str, server: str, ca_cert: Path
+    ) -> RayHarness:
+        """A harness that also runs the head's autoscaler sidecar, as the ServiceAccount
+        the operator made for it: the operator's Role then allows (or refuses) every
+        call Ray's autoscaler makes."""
+        harness = cls(core, namespace, cluster)
+        harness.credentials = autoscaler_credentials(
+            core, namespace, cluster, server, ca_cert, harness.workdir
+        )
+        return harness
+
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stoppers: list[threading.Thread] = field(default_factory=list)
 
@@ -500,17 +534,7 @@ class RayHarness:
         identity = {k: v for k, v in pod_env.items() if k in KEPT_ENV}
         env = base_env({**self.in_pod_env(), **self.extra_env, **identity})
         log_path = self.workdir / "logs" / f"{pod.metadata.name}.log"
-        with log_path.open("ab") as log:
-            log.write(f"$ {shlex.join(args)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                cwd=self.workdir,
-            )
+        proc = self._spawn(args, env, log_path)
         started = self.timeline.mark("ray node starting", pod.metadata.name)
         self.nodes[pod.metadata.name] = RayNode(
             pod.metadata.name, pod_group(pod), ip, proc, log_path, started
@@ -550,19 +574,23 @@ class RayHarness:
                 "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
             }
         )
-        log_path = self.workdir / "logs" / "autoscaler.log"
+        self.autoscaler = self._spawn(args, full_env, self.workdir / "logs" / "autoscaler.log")
+        self.timeline.mark("autoscaler started", head.metadata.name)
+
+    def _spawn(self, args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        """A process in its own session (so a kill reaches its children), logging to
+        `log_path` after the command line it runs."""
         with log_path.open("ab") as log:
             log.write(f"$ {shlex.join(args)}\n".encode())
             log.flush()
-            self.autoscaler = subprocess.Popen(
+            return subprocess.Popen(
                 args,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=full_env,
+                env=env,
                 start_new_session=True,
                 cwd=self.workdir,
             )
-        self.timeline.mark("autoscaler started", head.metadata.name)
 
     # -- helpers for tests --
 

@@ -177,7 +177,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         key = (namespace, name)
         if type == "DELETED":
             reconciler.forget(key, meta.get("uid"))
-        elif not reconciler.is_own_write(key, meta.get("resourceVersion")):
+        elif not reconciler.own_writes.is_own(key, meta.get("resourceVersion")):
             state["queue"].add(key)
 
     return registry

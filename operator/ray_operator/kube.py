@@ -43,6 +43,7 @@ CHILD_PATHS = {
     "Secret": "/api/v1/namespaces/{ns}/secrets",
     "Role": RBAC + "/namespaces/{ns}/roles",
     "RoleBinding": RBAC + "/namespaces/{ns}/rolebindings",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
 }
 
 
@@ -87,6 +88,7 @@ CHILD_RESOURCES = {
     "ServiceAccount": ("", "serviceaccounts"),
     "Role": ("rbac.authorization.k8s.io", "roles"),
     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+    "Ingress": ("networking.k8s.io", "ingresses"),
 }  # fmt: skip
 CHILD_NEEDS = tuple(Needs(group, res, ("get", "create")) for group, res in CHILD_RESOURCES.values())
 
@@ -435,7 +437,7 @@ class KubeApi:
     def create_or_get(
         self, obj: dict[str, Any], check_first: bool = True
     ) -> tuple[bool, dict[str, Any]]:
-        """Create a namespaced child (Service, Secret, ServiceAccount, Role, RoleBinding) unless
+        """Create a namespaced child (a kind of CHILD_PATHS) unless
         one of that name exists: (created, the metadata of the object now there), so
         the caller can check whose it is. Checking first with a GET keeps a resync free
         of write requests (a create answered 409 is still a write request)."""

@@ -173,6 +173,12 @@ class Observed:
     head_service: ObservedService | None = None
     # A Service with the head Service's name that this cluster does not control.
     foreign_head_service: str | None = None
+    # Looked up for the planner, None where nothing was looked up: does the head
+    # template's own service account exist (in-tree autoscaling); does the Secret
+    # `authOptions.secretName` exist, and which keys does it hold (never the values).
+    head_service_account_exists: bool | None = None
+    auth_secret_found: bool | None = None
+    auth_secret_keys: frozenset[str] = frozenset()
 
 
 def owned_by(

@@ -32,14 +32,19 @@ from . import constants as c
 from . import metrics
 from .builders import auth
 from .builders.autoscaler import head_service_account
-from .builders.groups import head_service_name
 from .builders.redis_cleanup import cleanup_job_selector
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, controller_uid, owned_by
+from .ownwrites import OwnStatusWrites
 from .planner import Builders, default_builders, head_service_taken, plan
-from .spec import autoscaling_enabled, managed_by_us
+from .spec import (
+    autoscaling_enabled,
+    head_service_name,
+    managed_by,
+    managed_by_us,
+)
 from .status import compute_status, status_changed
 from .teardown import Teardown, plan_teardown
 
@@ -47,6 +52,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Key = tuple[str, str]
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+# Problems about objects no watch sees (a user's Secret): the cluster is looked at
+# again soon rather than at the next resync.
+RECHECKED_PROBLEMS = frozenset({"AuthSecretNotFound", "AuthSecretKeyMissing"})
 FORGOTTEN_UIDS = 10_000  # deleted RayClusters remembered, to drop their children's wakes
 
 # The cluster a pass works on, so that API calls it leaves running when it is
@@ -85,23 +93,9 @@ class Reconciler:
         self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
         self._inflight: dict[Key, set[Future[Any]]] = {}
         self.events = EventRecorder(api, self._pool)
-        # Per cluster, the resourceVersion our last status write produced, and the
-        # versions of RayCluster events that arrived while a status write was in flight.
-        self._own_writes: dict[Key, str] = {}
-        self._during_write: dict[Key, list[str | None]] = {}
+        self.own_writes = OwnStatusWrites()
 
     # -- what the watches ask ----------------------------------------------------------
-
-    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
-        """True for the watch event of our own status write: the pass that wrote it saw
-        everything the new version holds, so it needs no pass of its own (KubeRay skips
-        status-only updates with a generation predicate; this is narrower). Call it on
-        the event loop: an event that arrives before the write returns is held until
-        the write's version is known."""
-        if key in self._during_write:
-            self._during_write[key].append(resource_version)
-            return True
-        return resource_version is not None and self._own_writes.get(key) == resource_version
 
     def is_gone(self, uid: str | None) -> bool:
         """True if the RayCluster with this uid was deleted: its children's events
@@ -111,8 +105,9 @@ class Reconciler:
     def forget(self, key: Key, uid: str | None = None) -> None:
         """The RayCluster is gone: drop what we kept about it."""
         uid = uid or self._uids.get(key)
-        for kept in (self._ensured, self._uids, self._own_writes, self._strangers_reported):
+        for kept in (self._ensured, self._uids, self._strangers_reported):
             kept.pop(key, None)
+        self.own_writes.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
         if uid:
             self._gone[uid] = None
@@ -168,7 +163,7 @@ class Reconciler:
             self.forget(key)
             return None  # deleted: garbage collection removes the children
         if not managed_by_us(cluster):
-            log.debug("%s/%s is managed by %s: hands off", *key, cluster["spec"].get("managedBy"))
+            log.debug("%s/%s is managed by %s: hands off", *key, managed_by(cluster))
             return None
         if cluster["metadata"].get("deletionTimestamp"):
             return await self._finalize(cluster)
@@ -184,6 +179,12 @@ class Reconciler:
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
+        observed = dataclasses.replace(
+            observed,
+            head_service_account_exists=await self._head_service_account_exists(cluster),
+        )
+        found, keys = await self._auth_secret_keys(cluster)
+        observed = dataclasses.replace(observed, auth_secret_found=found, auth_secret_keys=keys)
         todo = plan(
             cluster,
             observed,
@@ -192,9 +193,7 @@ class Reconciler:
             self.config.redis_cleanup,
         )
         finalizer_failure = await self._add_finalizer(cluster, todo.add_finalizer)
-        todo.problems += await self._check_head_service_account(cluster)
-        auth_problems = await self._check_auth_secret(cluster)
-        todo.problems += auth_problems
+        look_again = any(p.reason in RECHECKED_PROBLEMS for p in todo.problems)
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures = await self._execute(cluster, todo)
@@ -218,17 +217,17 @@ class Reconciler:
         if more_to_create or changed_meanwhile:
             return 0.0
         # No watch sees Secrets: look again soon for the one that was missing.
-        return self.config.retry_after_failure if failures or auth_problems else None
+        return self.config.retry_after_failure if failures or look_again else None
 
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
-        self._during_write[key] = []
+        self.own_writes.begin(key)
+        version = None
         try:
             version = await self._call(self.api.replace_status, *key, status)
         finally:
-            during = self._during_write.pop(key)
-        self._own_writes[key] = version
-        return any(seen != version for seen in during)
+            changed_meanwhile = self.own_writes.end(key, version)
+        return changed_meanwhile
 
     def _report_strangers(self, cluster: dict[str, Any], strangers: list[ObservedPod]) -> None:
         """One Warning per pod (per process) that carries the cluster's labels without
@@ -332,79 +331,52 @@ class Reconciler:
             ensured.add((meta["uid"], kind, name))
         return True
 
-    async def _check_head_service_account(self, cluster: dict[str, Any]) -> list[Problem]:
-        """With in-tree autoscaling and a service account named in the head template,
-        the operator creates no RBAC (the account's owner grants it) and the account
-        must exist: the head pod cannot be created without it, and Ray's autoscaler
-        runs as it. Checked until it is seen once (per cluster and process)."""
+    async def _head_service_account_exists(self, cluster: dict[str, Any]) -> bool | None:
+        """With in-tree autoscaling, the service account the head template names (the
+        operator then creates no RBAC) must exist. Looked up until it is seen once per
+        cluster and process; None when there is nothing to look up or the lookup
+        failed (no Problem is made from a guess)."""
         name = head_service_account(cluster)
         if not name or not autoscaling_enabled(cluster):
-            return []
+            return None
         meta = cluster["metadata"]
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         key = (meta["uid"], "UserServiceAccount", name)
         if key in ensured:
-            return []
+            return True
         try:
             exists = await self._call(self.api.service_account_exists, meta["namespace"], name)
         except ApiException as err:
             log.warning("could not check service account %s: %s", name, err.reason)
-            return []
+            return None
         if exists:
             ensured.add(key)
-            return []
-        pod_spec = cluster["spec"]["headGroupSpec"]["template"].get("spec") or {}
-        field = "serviceAccountName" if pod_spec.get("serviceAccountName") else "serviceAccount"
-        return [
-            Problem(
-                "ServiceAccountNotFound",
-                f"spec.headGroupSpec.template.spec.{field}",
-                f"service account {name!r} does not exist in namespace {meta['namespace']!r}: "
-                "the head pod cannot be created until it does, and Ray's autoscaler runs as "
-                "it; create it and grant it what the autoscaler uses (pods get, list, "
-                "watch, patch; pods/resize patch; rayclusters get, patch)",
-            )
-        ]
+        return exists
 
-    async def _check_auth_secret(self, cluster: dict[str, Any]) -> list[Problem]:
-        """`authOptions.secretName`: the Secret must exist and hold `auth_token`, or
-        every Ray pod stays unstarted (its env cannot be resolved). Only its keys are
-        read. Checked until it is seen once (per cluster and process)."""
+    async def _auth_secret_keys(
+        self, cluster: dict[str, Any]
+    ) -> tuple[bool | None, frozenset[str]]:
+        """Whether `authOptions.secretName` exists, and its keys (never the values).
+        Looked up until it holds the token once per cluster and process; (None, {})
+        when there is nothing to look up or the lookup failed."""
         name = auth.user_secret(cluster)
         if not name or not auth.token_auth(cluster) or auth.k8s_token_auth(cluster):
-            return []
+            return None, frozenset()
         meta = cluster["metadata"]
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         key = (meta["uid"], "UserSecret", name)
         if key in ensured:
-            return []
+            return True, frozenset({auth.TOKEN_KEY})
         try:
             keys = await self._call(self.api.secret_keys, meta["namespace"], name)
         except ApiException as err:
             log.warning("could not check secret %s: %s", name, err.reason)
-            return []
-        field = "spec.authOptions.secretName"
+            return None, frozenset()
         if keys is None:
-            return [
-                Problem(
-                    "AuthSecretNotFound",
-                    field,
-                    f"Secret {name!r} does not exist in namespace {meta['namespace']!r}: Ray "
-                    f"pods cannot start until it does; create it with key "
-                    f"{auth.TOKEN_KEY!r}, or remove secretName to have one generated",
-                )
-            ]
-        if auth.TOKEN_KEY not in keys:
-            return [
-                Problem(
-                    "AuthSecretKeyMissing",
-                    field,
-                    f"Secret {name!r} has no key {auth.TOKEN_KEY!r}: Ray pods cannot start "
-                    f"until it does; put the token under {auth.TOKEN_KEY!r}",
-                )
-            ]
-        ensured.add(key)
-        return []
+            return False, frozenset()
+        if auth.TOKEN_KEY in keys:
+            ensured.add(key)
+        return True, frozenset(keys)
 
     async def _create(
         self, cluster: dict[str, Any], create: PodCreate, done: list[PodWrite]
@@ -605,6 +577,14 @@ def _name_taken(kind: str, name: str) -> Problem:
         )
     if kind == "Service":
         return head_service_taken(name)
+    if kind == "Ingress":
+        return Problem(
+            "IngressConflict",
+            "spec.headGroupSpec.enableIngress",
+            f"Ingress {name!r} already exists and is not controlled by this RayCluster; it "
+            "is left as it is. Delete it to have the cluster's own made, or set "
+            "enableIngress to false",
+        )
     if kind == "Secret":
         return Problem(
             "AuthSecretConflict",

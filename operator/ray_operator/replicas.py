@@ -37,7 +37,7 @@ from .model import (
     PodDelete,
 )
 from .observed import ObservedPod
-from .spec import GroupSpec
+from .spec import NodeGroup
 
 
 def free_indices(used: Iterable[int | None], count: int) -> list[int]:
@@ -53,7 +53,7 @@ def free_indices(used: Iterable[int | None], count: int) -> list[int]:
 
 
 def single_host_creates(
-    group: GroupSpec, prototype: dict[str, Any], kept: list[ObservedPod], count: int
+    group: NodeGroup, prototype: dict[str, Any], kept: list[ObservedPod], count: int
 ) -> list[PodCreate]:
     """`count` new pods of a one-host group, each with its own replica index."""
     return [
@@ -68,7 +68,7 @@ def single_host_creates(
 
 
 def plan_multi_host(
-    group: GroupSpec,
+    group: NodeGroup,
     pods: list[ObservedPod],
     prototype: dict[str, Any],
     wanted_hash: str | None,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import constants as c
-from .builders import groups as g
+from . import spec as g
 from .builders.env import external_storage_namespace
 from .errors import InvalidSpecError
 from .model import PodDelete

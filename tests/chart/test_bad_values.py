@@ -107,10 +107,6 @@ CASES = {
         {"watchNamespaces": ["a"], **cluster(namespace="b")},
         ["rayClusters.x.namespace", '"b"', "watchNamespaces"],
     ),
-    "enable-ingress": (
-        cluster(extraSpec={"headGroupSpec": {"enableIngress": True}}),
-        ["rayClusters.x.extraSpec.headGroupSpec.enableIngress", "no Ingress", "x-head-svc"],
-    ),
     "gcs-ft-twice": (
         cluster(
             gcsFaultToleranceOptions={"redisAddress": "a:1"},

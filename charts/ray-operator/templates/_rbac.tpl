@@ -48,6 +48,10 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
   # The autoscaler's Role and RoleBinding.
   resources: ["roles", "rolebindings"]
   verbs: ["get", "create"]
+- apiGroups: ["networking.k8s.io"]
+  # The head's Ingress (headGroupSpec.enableIngress), created once, never changed.
+  resources: ["ingresses"]
+  verbs: ["get", "create"]
 {{- end }}
 
 {{/* Reading the CRD (kopf watches CRDs to notice the API appearing); cluster-scoped. */}}

@@ -250,8 +250,14 @@ class ControlPlane:
         return removed
 
     def cleanup(self) -> None:
+        """Stop everything and remove the run's files, unless the environment sets
+        KEEP_CONTROL_PLANE_DIR: then the files (logs, audit log, etcd data) stay for a
+        post-mortem and their folder is printed."""
         self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
+            print(f"control plane files kept in {self.root}")
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     # -- fault injection: one component at a time -------------------------------------
 

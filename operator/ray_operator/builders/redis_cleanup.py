@@ -22,8 +22,8 @@ import copy
 from typing import Any
 
 from .. import constants as c
+from .. import spec as g
 from . import env as e
-from . import groups as g
 from .command import REDIS_PASSWORD_ENV, REDIS_USERNAME_ENV, SHELL
 from .meta import owner_reference
 from .pod import build_head_pod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .. import constants as c
+from . import constants as c
 
 POD_NAME_MAX = 63
 RANDOM_SUFFIX_LENGTH = 5
