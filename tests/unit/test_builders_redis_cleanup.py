@@ -15,9 +15,9 @@ from ray_operator.builders.redis_cleanup import (
     CLEANUP_SCRIPT,
     build_redis_cleanup_job,
     cleanup_job_selector,
-    redis_cleanup_job_name,
 )
 from ray_operator.errors import InvalidSpecError
+from ray_operator.names import redis_cleanup_job_name
 from tests.unit.builders_support import cluster, env_map, pod_problems, ray_container
 
 FT = {"redisAddress": "redis:6379", "redisPassword": {"valueFrom": {"secretKeyRef": {

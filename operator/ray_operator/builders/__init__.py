@@ -13,6 +13,7 @@ from .autoscaler import build_autoscaler_container, build_autoscaler_rbac
 from .command import RayStart, is_gpu_resource, ray_start
 from .meta import owner_reference, pod_labels, template_hash
 from .pod import build_head_pod, build_worker_pod
+from .redis_cleanup import build_redis_cleanup_job
 from .service import build_head_service
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "build_autoscaler_rbac",
     "build_head_pod",
     "build_head_service",
+    "build_redis_cleanup_job",
     "build_worker_pod",
     "head_pod_generate_name",
     "head_service_fqdn",

@@ -7,8 +7,7 @@ reduced to its Ray container, which runs one Python command instead of `ray star
 Ray's own `cleanup_redis_storage` deletes the keys of the cluster's storage namespace.
 As KubeRay v1.6.1 builds it:
 
-- name `<cluster>-redis-cleanup`, cut to its last 63 characters (a Job's name becomes
-  a label value of its pods); the head pod's labels with `ray.io/node-type:
+- name `<cluster>-redis-cleanup` (names.py); the head pod's labels with `ray.io/node-type:
   redis-cleanup` and its annotations; a controller ownerReference to the RayCluster;
 - only the Ray container (sidecars dropped; init containers and volumes kept), no
   probes, 200m CPU / 256Mi (requests = limits), Redis connect retries 120 x 500 ms;
@@ -23,12 +22,12 @@ from typing import Any
 
 from .. import constants as c
 from .. import spec as g
+from ..names import redis_cleanup_job_name
 from . import env as e
 from .command import REDIS_PASSWORD_ENV, REDIS_USERNAME_ENV, SHELL
 from .meta import owner_reference
 from .pod import build_head_pod
 
-JOB_NAME_MAX = 63
 JOB_RESOURCES = {"cpu": "200m", "memory": "256Mi"}
 ACTIVE_DEADLINE_SECONDS = 300
 # Ray's Redis client retries its connection this often, this far apart (~60 s in all).
@@ -55,12 +54,6 @@ CLEANUP_SCRIPT = (
     f"storage_namespace=os.environ.get('{e.RAY_EXTERNAL_STORAGE_NAMESPACE}', '')); "
     "sys.exit(0 if ok else 1)"
 )
-
-
-def redis_cleanup_job_name(cluster_name: str) -> str:
-    """`<cluster>-redis-cleanup`, its last 63 characters (KubeRay's trim), never
-    starting with a character a name cannot start with."""
-    return f"{cluster_name}-redis-cleanup"[-JOB_NAME_MAX:].lstrip("-.")
 
 
 def redis_cleanup_command() -> tuple[list[str], list[str]]:
