@@ -90,6 +90,7 @@ class Reconciler:
         self._uids: dict[Key, str] = {}
         self._gone: OrderedDict[str, None] = OrderedDict()  # uids of deleted clusters
         self._strangers_reported: dict[Key, set[str]] = {}
+        self._warned: dict[Key, set[str]] = {}  # Warnings posted once (_warn_once)
         self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
         self._inflight: dict[Key, set[Future[Any]]] = {}
         self.events = EventRecorder(api, self._pool)
@@ -105,7 +106,7 @@ class Reconciler:
     def forget(self, key: Key, uid: str | None = None) -> None:
         """The RayCluster is gone: drop what we kept about it."""
         uid = uid or self._uids.get(key)
-        for kept in (self._ensured, self._uids, self._strangers_reported):
+        for kept in (self._ensured, self._uids, self._strangers_reported, self._warned):
             kept.pop(key, None)
         self.own_writes.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
@@ -475,16 +476,20 @@ class Reconciler:
         try:
             created = await self._call(self.api.create_job, job)
         except ApiException as err:
+            # Retried every few seconds until the deletion timeout: one Warning per
+            # distinct error, not one per attempt.
             message = f"Failed to create Redis cleanup Job {where}: {_api_message(err)}"
             metrics.API_FAILURES.labels("FailedToCreateRedisCleanupJob").inc()
-            self.events.post(cluster, "Warning", "FailedToCreateRedisCleanupJob", message)
+            log.warning("%s/%s: %s", cluster["metadata"]["namespace"],
+                        cluster["metadata"]["name"], message)  # fmt: skip
+            self._warn_once(cluster, "FailedToCreateRedisCleanupJob", message)
             return self.config.retry_after_failure
         if created:
             self.events.post(
                 cluster, "Normal", "CreatedRedisCleanupJob", f"Created Redis cleanup Job {where}"
             )
         else:  # one of that name exists but was not listed as ours: a stranger, or a race
-            self._report_once(
+            self._warn_once(
                 cluster, "FailedToCreateRedisCleanupJob",
                 f"Failed to create Redis cleanup Job {where}: a Job of that name exists and "
                 "is not controlled by this RayCluster; delete it, or the finalizer is "
@@ -514,13 +519,13 @@ class Reconciler:
                 self.events.post(cluster, note.type, note.reason, note.message)
         return todo.requeue  # None once nothing is left to wait for
 
-    def _report_once(self, cluster: dict[str, Any], reason: str, message: str) -> None:
-        """A Warning posted once per cluster and process (a condition that persists
-        across passes)."""
+    def _warn_once(self, cluster: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning posted once per cluster, message and process (a condition that
+        persists across passes)."""
         meta = cluster["metadata"]
-        reported = self._strangers_reported.setdefault((meta["namespace"], meta["name"]), set())
-        if reason not in reported:
-            reported.add(reason)
+        warned = self._warned.setdefault((meta["namespace"], meta["name"]), set())
+        if message not in warned:
+            warned.add(message)
             self.events.post(cluster, "Warning", reason, message)
 
     def close(self) -> None:

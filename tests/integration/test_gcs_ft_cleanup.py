@@ -283,3 +283,42 @@ def test_other_finalizers_are_kept_when_ours_is_added_and_removed(
              what="our finalizer removed, the other kept")  # fmt: skip
     clusters.patch("both", {"metadata": {"finalizers": None}})
     wait_gone(clusters, "both")
+
+
+def test_a_job_the_api_server_refuses_is_reported_once_and_the_timeout_frees_the_cluster(
+    clusters, batch, namespace, redis, run_operator
+):
+    """A quota allows no Job: one Warning naming the refusal (not one per retry), and
+    the deletion timeout ends the wait."""
+    clusters.core.create_namespaced_resource_quota(namespace, client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="no-jobs"),
+        spec=client.V1ResourceQuotaSpec(hard={"count/jobs.batch": "0"}),
+    ))  # fmt: skip
+    run_operator(namespace)
+    timeout = {c.ANNOTATION_GCS_FT_DELETION_TIMEOUT: "8"}
+    clusters.create(ft_cluster("quota", redis.address, annotations=timeout))
+    ready_with_finalizer(clusters, "quota")
+    clusters.delete("quota")
+    warning = clusters.wait_warning("quota", "FailedToCreateRedisCleanupJob")
+    assert "quota-redis-cleanup" in warning.message and "exceeded quota" in warning.message
+    wait_gone(clusters, "quota")
+    clusters.wait_warning("quota", "ForceDeletedStuckCluster")
+    assert len(clusters.warnings("quota", "FailedToCreateRedisCleanupJob")) == 1
+    assert cleanup_jobs(batch, namespace, "quota") == []
+
+
+def test_a_head_spec_no_job_can_be_built_from_frees_the_cluster_at_once(
+    clusters, batch, namespace, redis, run_operator
+):
+    run_operator(namespace)
+    body = ft_cluster("broken", redis.address)
+    body["spec"]["headGroupSpec"]["rayStartParams"] = {"num-cpus": "0.5"}
+    clusters.create(body)
+    clusters.wait_warning("broken", "InvalidHeadGroupSpec")
+    wait_for(lambda: GCS in (clusters.get("broken")["metadata"].get("finalizers") or []),
+             timeout=30, what="the finalizer")  # fmt: skip
+    clusters.delete("broken")
+    wait_gone(clusters, "broken")
+    warning = clusters.wait_warning("broken", "FailedToCreateRedisCleanupJob")
+    assert 'spec.headGroupSpec.rayStartParams["num-cpus"]' in warning.message
+    assert cleanup_jobs(batch, namespace, "broken") == []
