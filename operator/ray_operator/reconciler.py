@@ -428,6 +428,11 @@ class Reconciler:
         try:
             await self._call(self.api.add_finalizer, cluster, finalizer)
         except ApiException as err:
+            if err.status in (409, 422):  # changed since our read: its event brings a pass
+                log.info("%s/%s changed meanwhile; finalizer %s on the next pass",
+                         cluster["metadata"]["namespace"], cluster["metadata"]["name"],
+                         finalizer)  # fmt: skip
+                return None
             return self._failed(cluster, "FailedAddFinalizer", finalizer, err)
         log.info("%s/%s: added finalizer %s", cluster["metadata"]["namespace"],
                  cluster["metadata"]["name"], finalizer)  # fmt: skip
