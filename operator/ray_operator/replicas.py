@@ -35,6 +35,7 @@ from .model import (
     Plan,
     PodCreate,
     PodDelete,
+    PodStamp,
 )
 from .observed import ObservedPod
 from .spec import NodeGroup
@@ -93,6 +94,15 @@ def plan_multi_host(
             result.deletes += [PodDelete(p.name, group.name, reason) for p in members]
         else:
             healthy[name] = members
+    if wanted_hash is not None:
+        # KubeRay's pods (before a migration) carry no hash: adopt whole replicas by
+        # stamping them, as for single-host groups, instead of restarting them.
+        result.stamps += [
+            PodStamp(p.name, group.name, wanted_hash)
+            for members in healthy.values()
+            for p in members
+            if p.template_hash is None
+        ]
 
     missing = group.clamped_replicas - len(healthy) if not group.suspended else -len(healthy)
     if missing > 0:

@@ -107,6 +107,14 @@ CASES = {
         {"watchNamespaces": ["a"], **cluster(namespace="b")},
         ["rayClusters.x.namespace", '"b"', "watchNamespaces"],
     ),
+    "auth-twice": (
+        cluster(authOptions={"mode": "token"}, extraSpec={"authOptions": {"mode": "disabled"}}),
+        ["rayClusters.x.authOptions", "both set"],
+    ),
+    "auth-mode-unknown": (
+        cluster(authOptions={"mode": "password"}),
+        ["/rayClusters/x/authOptions/mode", "disabled"],
+    ),
     "gcs-ft-twice": (
         cluster(
             gcsFaultToleranceOptions={"redisAddress": "a:1"},

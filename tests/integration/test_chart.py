@@ -34,6 +34,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
+from ray_operator_dev import toolcache
 from ray_operator_dev.devcluster import ControlPlane
 from ray_operator_dev.devcluster.controlplane import free_port
 from tests.chart.render import CHART, HelmError, helm, tool
@@ -41,8 +42,6 @@ from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_acc
 from tests.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
-# The repository is cloned with shared/ beside it.
-PROMETHEUS_CRDS = REPO.parent / "shared" / "testdata" / "prometheus-operator-crds"
 CRD_FILES = sorted((REPO / "crds").glob("*.yaml"))
 CRD_NAME = c.CRD_NAME
 # An RBAC denial, as the API server words it (other 403s, such as "namespace is being
@@ -93,9 +92,7 @@ def autoscaling_cluster(namespace: str | None = None) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def prometheus_crds(api_client: client.ApiClient) -> None:
-    files = sorted(PROMETHEUS_CRDS.glob("*.yaml"))
-    assert files, f"Prometheus Operator CRDs not found in {PROMETHEUS_CRDS}"
-    apply_crds(api_client, files)
+    apply_crds(api_client, toolcache.prometheus_crds())
 
 
 class Helm:

@@ -214,6 +214,8 @@ class ControlPlane:
         self._spawn("coredns", node.coredns_args(self.kubeconfig))
         for name in ("kubelet", "kube-proxy", "coredns"):
             self._wait(name, lambda name=name: self.healthy(name), deadline)
+        self._wait("kube-proxy", podnet.kube_proxy_jump_installed, deadline)
+        podnet.forbid_masquerade()  # above kube-proxy's jump: see podnet's NETWORK RULE
         self._wait("kubelet", lambda: self._node_ready(NODE_NAME), deadline)
 
     def _node_ready(self, name: str) -> bool:
