@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,20 @@ def crd_json(api: client.ApiClient, name: str) -> dict[str, Any]:
     return json.loads(resp.data)
 
 
+def metrics_of(proc: OperatorProcess) -> dict[str, float]:
+    """Our operator's /metrics samples, summed over labels (at the chart's address)."""
+    address = next(a for a in proc.extra_args if a.startswith("--metrics-address="))
+    url = f"http://{address.split('=', 1)[1]}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("{", 1)[0].split(" ", 1)[0], line.rsplit(" ", 1)[1]
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
 def is_head(pod: client.V1Pod) -> bool:
     return pod.metadata.labels[c.LABEL_NODE_TYPE] == c.NODE_TYPE_HEAD
 
@@ -304,6 +319,8 @@ class UnderOurs:
     crd: dict[str, Any]
     other_crds: dict[str, str]
     kubectl_get: str
+    refused: subprocess.CompletedProcess  # helm install without --take-ownership
+    metrics: dict[str, float]
     operator: OperatorProcess
     operators: ChartOperators
 
@@ -317,10 +334,9 @@ def under_ours(
     arguments and ServiceAccount; one whole pass of it over every cluster."""
     audit = Audit(plane)
     env = {"KUBECONFIG": str(plane.kubeconfig)}
-    helm(
-        "install", RELEASE, str(CHART), "--namespace", CHART_NS, "--create-namespace",
-        "--take-ownership", "--wait", "--timeout", "3m", env=env,
-    )  # fmt: skip
+    install = ("install", RELEASE, str(CHART), "--namespace", CHART_NS, "--create-namespace")
+    refused = helm(*install, check=False, env=env)  # the CRD is KubeRay's, not Helm's
+    helm(*install, "--take-ownership", "--wait", "--timeout", "3m", env=env)
     operators = ChartOperators(plane, admin, tmp_path_factory.mktemp("ours"))
     proc = operators.start(RELEASE, CHART_NS)
     try:
@@ -334,7 +350,7 @@ def under_ours(
         yield UnderOurs(
             audit=audit, after=snapshot(admin), crd=crd_json(admin, c.CRD_NAME),
             other_crds=other, kubectl_get=kubectl(plane, "get", "rayclusters", "-n", NS),
-            operator=proc, operators=operators,
+            refused=refused, metrics=metrics_of(proc), operator=proc, operators=operators,
         )  # fmt: skip
     except BaseException:
         print(proc.log_tail(150))
@@ -350,6 +366,7 @@ class Scaled:
     multihost_new: list[client.V1Pod]
     auth_new: client.V1Pod
     customsvc_new: client.V1Pod
+    recreate_new: client.V1Pod
     recreated: Snapshot  # after ours replaced recreate-changed's worker
     audit: Audit
 
@@ -390,6 +407,8 @@ def scaled(plane: ControlPlane, admin: client.ApiClient, under_ours: UnderOurs) 
         [auth_new] = new_pods(clusters, "auth", before.pods, 3)
         set_replicas(clusters, "customsvc", 0, 2)
         [customsvc_new] = new_pods(clusters, "customsvc", before.pods, 3)
+        set_replicas(clusters, "recreate", 0, 2)  # outside KubeRay's Recreate hash
+        [recreate_new] = new_pods(clusters, "recreate", before.pods, 3)
         clusters.patch("recreate-changed", [{
             "op": "add", "path": "/spec/workerGroupSpecs/0/template/spec/containers/0/env",
             "value": [{"name": "CHANGED_UNDER_OURS", "value": "1"}],
@@ -404,8 +423,9 @@ def scaled(plane: ControlPlane, admin: client.ApiClient, under_ours: UnderOurs) 
         print(under_ours.operator.log_tail(150))
         raise
     return Scaled(
-        before, extra.metadata.name, multihost_new, auth_new, customsvc_new, snapshot(admin), audit
-    )
+        before, extra.metadata.name, multihost_new, auth_new, customsvc_new, recreate_new,
+        snapshot(admin), audit,
+    )  # fmt: skip
 
 
 @dataclass
@@ -472,6 +492,7 @@ def test_kuberay_runs_every_kind_of_cluster(under_kuberay: UnderKubeRay) -> None
     for kind in ("serviceaccounts", "roles", "rolebindings"):
         assert set(before.children[kind]) == {"autoscaled"}, kind
     assert before.rayclusters["gcsft"]["metadata"]["finalizers"] == [GCS_FT_FINALIZER]
+    assert before.rayclusters["suspended"]["status"]["desiredWorkerReplicas"] == 1
     multihost = [p for n, p in before.pod_objects.items() if n in before.pods_of("multihost")]
     replicas = {p.metadata.labels.get(c.LABEL_REPLICA_NAME) for p in multihost
                 if not is_head(p)}  # fmt: skip
@@ -487,6 +508,11 @@ def test_switching_to_ours_creates_or_deletes_no_pod(
     assert after.children == before.children
     # KubeRay's Services, token Secret and autoscaler RBAC are used as they are
     assert under_ours.audit.writes(CHILD_KINDS) == []
+    # what a user can read off the operator: it created and deleted nothing
+    metrics = under_ours.metrics
+    assert metrics["ray_operator_reconcile_total"] >= len(PODS)
+    assert metrics.get("ray_operator_pods_created_total", 0) == 0
+    assert metrics.get("ray_operator_pods_deleted_total", 0) == 0
 
 
 def test_the_crd_is_ours_and_only_it(under_kuberay: UnderKubeRay, under_ours: UnderOurs) -> None:
@@ -496,6 +522,9 @@ def test_the_crd_is_ours_and_only_it(under_kuberay: UnderKubeRay, under_ours: Un
     assert [(v["name"], v["served"], v["storage"]) for v in crd["spec"]["versions"]] == [
         ("v1", True, True), ("v1alpha1", True, False),
     ]  # fmt: skip
+    # without --take-ownership Helm refuses a CRD it did not make
+    assert under_ours.refused.returncode != 0
+    assert "exists and cannot be imported into the current release" in under_ours.refused.stderr
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     # RayJob, RayService and RayCronJob stay KubeRay's, untouched
@@ -589,7 +618,12 @@ def test_ours_manages_the_adopted_clusters(under_kuberay: UnderKubeRay, scaled: 
     assert now.pods_of("recreate-changed")[head] == changed[head]
     assert set(now.pods_of("recreate-changed")) - set(changed)
     # nothing else moved
-    for name in ("recreate", "autoscaled", "gcsft", "suspended"):
+    # Recreate, replicas raised: one more pod, the others kept
+    assert set(now.pods_of("recreate")) == {
+        *before.pods_of("recreate"),
+        scaled.recreate_new.metadata.name,
+    }
+    for name in ("autoscaled", "gcsft", "suspended"):
         assert now.pods_of(name) == before.pods_of(name), name
 
 
