@@ -205,13 +205,13 @@ def running_ready(pod: client.V1Pod) -> bool:
     )
 
 
-def kubectl(plane: ControlPlane, *args: str) -> str:
+def kubectl(plane: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [tool("kubectl"), *args], capture_output=True, text=True, timeout=120,
         env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
     )  # fmt: skip
-    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
+    assert proc.returncode == 0 or not check, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc
 
 
 def crd_json(api: client.ApiClient, name: str) -> dict[str, Any]:
@@ -349,7 +349,7 @@ def under_ours(
                  for n in OTHER_KUBERAY_CRDS}  # fmt: skip
         yield UnderOurs(
             audit=audit, after=snapshot(admin), crd=crd_json(admin, c.CRD_NAME),
-            other_crds=other, kubectl_get=kubectl(plane, "get", "rayclusters", "-n", NS),
+            other_crds=other, kubectl_get=kubectl(plane, "get", "rayclusters", "-n", NS).stdout,
             refused=refused, metrics=metrics_of(proc), operator=proc, operators=operators,
         )  # fmt: skip
     except BaseException:
@@ -407,7 +407,12 @@ def scaled(plane: ControlPlane, admin: client.ApiClient, under_ours: UnderOurs) 
         [auth_new] = new_pods(clusters, "auth", before.pods, 3)
         set_replicas(clusters, "customsvc", 0, 2)
         [customsvc_new] = new_pods(clusters, "customsvc", before.pods, 3)
-        set_replicas(clusters, "recreate", 0, 2)  # outside KubeRay's Recreate hash
+        # replica counts are outside KubeRay's Recreate hash
+        clusters.patch(
+            "recreate",
+            [{"op": "replace", "path": "/spec/workerGroupSpecs/0/minReplicas", "value": 1}],
+        )
+        set_replicas(clusters, "recreate", 0, 2)
         [recreate_new] = new_pods(clusters, "recreate", before.pods, 3)
         clusters.patch("recreate-changed", [{
             "op": "add", "path": "/spec/workerGroupSpecs/0/template/spec/containers/0/env",
@@ -434,6 +439,8 @@ class BackToKubeRay:
     after: Snapshot
     crd: dict[str, Any]
     kept_crd: bool
+    client_side_apply: subprocess.CompletedProcess  # of KubeRay's CRD: refused
+    unforced_apply: subprocess.CompletedProcess  # server-side, no --force-conflicts
     exit_code: int | None
     restart_events: list[str]
 
@@ -451,6 +458,8 @@ def back_to_kuberay(
     helm("uninstall", RELEASE, "--namespace", CHART_NS, "--wait", env=env)
     kept = bool(crd_json(admin, c.CRD_NAME))
     crds = kuberay.home() / "crds"
+    client_side = kubectl(plane, "apply", "-f", str(crds / "ray.io_rayclusters.yaml"), check=False)
+    unforced = kubectl(plane, "apply", "--server-side", "-f", str(crds), check=False)
     kubectl(plane, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
     peer = kuberay.KubeRayProcess(plane.kubeconfig, plane.root / "kuberay-2.log").start()
     clusters = Clusters(admin, NS)
@@ -469,8 +478,9 @@ def back_to_kuberay(
     finally:
         peer.stop()
     return BackToKubeRay(
-        audit, snapshot(admin), crd_json(admin, c.CRD_NAME), kept, peer.proc.returncode, restarted
-    )
+        audit, snapshot(admin), crd_json(admin, c.CRD_NAME), kept, client_side, unforced,
+        peer.proc.returncode, restarted,
+    )  # fmt: skip
 
 
 # -- the tests ------------------------------------------------------------------------------
@@ -527,6 +537,7 @@ def test_the_crd_is_ours_and_only_it(under_kuberay: UnderKubeRay, under_ours: Un
     assert "exists and cannot be imported into the current release" in under_ours.refused.stderr
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     # RayJob, RayService and RayCronJob stay KubeRay's, untouched
     assert under_ours.other_crds == under_kuberay.other_crds
 
@@ -552,6 +563,14 @@ def test_ours_reports_the_adopted_clusters(
         assert status["head"]["podName"] == head.metadata.name
         ready = next(x for x in status["conditions"] if x["type"] == "HeadPodReady")
         assert ready["status"] == "True"
+    # the same as KubeRay reported, but the suspended cluster's desired count
+    same = ("state", "desiredWorkerReplicas", "readyWorkerReplicas", "availableWorkerReplicas",
+            "desiredCPU", "desiredMemory", "desiredGPU", "head")  # fmt: skip
+    for name, body in after.rayclusters.items():
+        theirs = under_kuberay.before.rayclusters[name]["status"]
+        differ = {k for k in same if body["status"].get(k, 0) != theirs.get(k, 0)}  # 0: omitted
+        assert differ == ({"desiredWorkerReplicas", "desiredCPU", "desiredMemory"}
+                          if name == "suspended" else set()), (name, differ)  # fmt: skip
     assert after.rayclusters["customsvc"]["status"]["head"]["serviceName"] == "customsvc-head"
     assert after.rayclusters["gcsft"]["metadata"]["finalizers"] == [GCS_FT_FINALIZER]
     rows = [line.split() for line in under_ours.kubectl_get.splitlines()[1:]]
@@ -633,6 +652,12 @@ def test_back_to_kuberay_restarts_only_a_recreate_cluster_changed_meanwhile(
     back, before = back_to_kuberay, scaled.recreated
     assert back.exit_code == 0
     assert back.kept_crd
+    # KubeRay's CRD does not fit the annotation a client-side apply writes
+    assert back.client_side_apply.returncode != 0
+    assert "Too long" in back.client_side_apply.stderr, back.client_side_apply.stderr
+    # server-side, the fields Helm wrote conflict until --force-conflicts takes them over
+    assert back.unforced_apply.returncode != 0
+    assert "conflict" in back.unforced_apply.stderr and '"helm"' in back.unforced_apply.stderr
     kuberay_crd = yaml.safe_load((kuberay.home() / "crds" / "ray.io_rayclusters.yaml").read_text())
     assert back.crd["spec"]["versions"] == kuberay_crd["spec"]["versions"]
     for name in PODS:
