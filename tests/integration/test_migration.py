@@ -94,7 +94,7 @@ class Snapshot:
     """Every object of the namespace that a migration must keep, by name -> uid."""
 
     pods: dict[str, str]
-    children: dict[str, dict[str, str]]  # kind -> name -> uid
+    children: dict[str, dict[str, tuple[str, str | None]]]  # kind -> name -> (uid, controller)
     rayclusters: dict[str, dict[str, Any]]
     pod_objects: dict[str, client.V1Pod] = field(repr=False)
 
@@ -124,11 +124,18 @@ def snapshot(api: client.ApiClient) -> Snapshot:
     return Snapshot(
         pods={p.metadata.name: p.metadata.uid for p in pods},
         children={
-            kind: {o.metadata.name: o.metadata.uid for o in objs} for kind, objs in listed.items()
+            kind: {o.metadata.name: (o.metadata.uid, controller(o)) for o in objs}
+            for kind, objs in listed.items()
         },
         rayclusters={rc["metadata"]["name"]: rc for rc in clusters},
         pod_objects={p.metadata.name: p for p in pods},
     )
+
+
+def controller(obj: Any) -> str | None:
+    """The uid of an object's controller, if it has one."""
+    refs = obj.metadata.owner_references or []
+    return next((ref.uid for ref in refs if ref.controller), None)
 
 
 class Audit:
@@ -374,12 +381,12 @@ class Scaled:
 def new_pods(clusters: Clusters, name: str, known: dict[str, str], count: int) -> list:
     """Wait until `name` has `count` pods, all Running and Ready; return those not in
     `known`."""
-    pods = wait_for(
-        lambda: (lambda ps: ps if len(ps) == count and all(map(running_ready, ps)) else None)(
-            clusters.pods(name)
-        ),
-        timeout=90, what=f"{count} ready pods of {name}",
-    )  # fmt: skip
+
+    def settled() -> list[client.V1Pod] | None:
+        pods = clusters.pods(name)
+        return pods if len(pods) == count and all(map(running_ready, pods)) else None
+
+    pods = wait_for(settled, timeout=90, what=f"{count} ready pods of {name}")
     return [p for p in pods if p.metadata.name not in known]
 
 
@@ -499,8 +506,10 @@ def test_kuberay_runs_every_kind_of_cluster(under_kuberay: UnderKubeRay) -> None
         before.children["services"]
     )
     assert "auth" in before.children["secrets"]
+    autoscaled = before.rayclusters["autoscaled"]["metadata"]["uid"]
     for kind in ("serviceaccounts", "roles", "rolebindings"):
         assert set(before.children[kind]) == {"autoscaled"}, kind
+        assert before.children[kind]["autoscaled"][1] == autoscaled, kind  # its controller
     assert before.rayclusters["gcsft"]["metadata"]["finalizers"] == [GCS_FT_FINALIZER]
     assert before.rayclusters["suspended"]["status"]["desiredWorkerReplicas"] == 1
     multihost = [p for n, p in before.pod_objects.items() if n in before.pods_of("multihost")]
