@@ -597,8 +597,8 @@ def test_recreate_clusters_are_stamped_not_restarted(
         assert len(pods) == 2 and all(OUR_HASH in p.metadata.annotations for p in pods)
         head = next(p for p in pods if is_head(p))
         assert KUBERAY_HASH in head.metadata.annotations  # KubeRay's is left alone
-        adopted = [e for e in events(admin, name) if e.reason == "AdoptedPods"]
-        assert adopted and all(p.metadata.name in adopted[0].message for p in pods)
+        [adopted] = [e for e in events(admin, name) if e.reason == "AdoptedPods"]
+        assert all(p.metadata.name in adopted.message for p in pods)
     # pods of other clusters are not stamped: without Recreate no hash is compared
     stamped = {
         p.metadata.labels[c.LABEL_CLUSTER]
@@ -633,6 +633,8 @@ def test_ours_manages_the_adopted_clusters(under_kuberay: UnderKubeRay, scaled: 
                    and not is_head(p))
         for name in ("auth", "customsvc")
     }  # fmt: skip
+    made = [*scaled.multihost_new, scaled.auth_new, scaled.customsvc_new, scaled.recreate_new]
+    assert all(OUR_HASH in p.metadata.annotations for p in made)
     token = env_of(scaled.auth_new)["RAY_AUTH_TOKEN"].value_from.secret_key_ref
     assert (token.name, token.key) == ("auth", "auth_token")
     theirs = env_of(kuberay_worker["auth"])["RAY_AUTH_TOKEN"].value_from.secret_key_ref
