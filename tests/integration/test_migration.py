@@ -139,11 +139,17 @@ def controller(obj: Any) -> str | None:
 
 
 class Audit:
-    """The API server's audit log (every write, once per request) from a mark on."""
+    """The API server's audit log (every write, once per request) over one phase:
+    from its creation to `close()`, so a test sees only its phase's requests."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
         self.start = len(plane.audit_entries())
+        self.entries: list[dict[str, Any]] = []
+
+    def close(self) -> Audit:
+        self.entries = self.plane.audit_entries()[self.start :]
+        return self
 
     def writes(
         self, resources: tuple[str, ...], verbs: set[str] = WRITES, skip_agent: str = "\0"
@@ -151,7 +157,7 @@ class Audit:
         return [
             (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("name"),
              e["user"]["username"], e["requestURI"])
-            for e in self.plane.audit_entries()[self.start :]
+            for e in self.entries
             if e["objectRef"].get("namespace") == NS
             and e["objectRef"].get("resource") in resources
             and not e["objectRef"].get("subresource")
@@ -241,6 +247,11 @@ def metrics_of(proc: OperatorProcess) -> dict[str, float]:
             name, value = line.split("{", 1)[0].split(" ", 1)[0], line.rsplit(" ", 1)[1]
             totals[name] = totals.get(name, 0.0) + float(value)
     return totals
+
+
+def load_yaml(path: Path) -> Any:
+    """libyaml's loader: KubeRay's CRD (900 KB) takes seconds in pure Python."""
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def is_head(pod: client.V1Pod) -> bool:
@@ -355,7 +366,7 @@ def under_ours(
         other = {n: ext.read_custom_resource_definition(n).metadata.resource_version
                  for n in OTHER_KUBERAY_CRDS}  # fmt: skip
         yield UnderOurs(
-            audit=audit, after=snapshot(admin), crd=crd_json(admin, c.CRD_NAME),
+            audit=audit.close(), after=snapshot(admin), crd=crd_json(admin, c.CRD_NAME),
             other_crds=other, kubectl_get=kubectl(plane, "get", "rayclusters", "-n", NS).stdout,
             refused=refused, metrics=metrics_of(proc), operator=proc, operators=operators,
         )  # fmt: skip
@@ -436,7 +447,7 @@ def scaled(plane: ControlPlane, admin: client.ApiClient, under_ours: UnderOurs) 
         raise
     return Scaled(
         before, extra.metadata.name, multihost_new, auth_new, customsvc_new, recreate_new,
-        snapshot(admin), audit,
+        snapshot(admin), audit.close(),
     )  # fmt: skip
 
 
@@ -485,7 +496,7 @@ def back_to_kuberay(
     finally:
         peer.stop()
     return BackToKubeRay(
-        audit, snapshot(admin), crd_json(admin, c.CRD_NAME), kept, client_side, unforced,
+        audit.close(), snapshot(admin), crd_json(admin, c.CRD_NAME), kept, client_side, unforced,
         peer.proc.returncode, restarted,
     )  # fmt: skip
 
@@ -536,7 +547,7 @@ def test_switching_to_ours_creates_or_deletes_no_pod(
 
 def test_the_crd_is_ours_and_only_it(under_kuberay: UnderKubeRay, under_ours: UnderOurs) -> None:
     crd = under_ours.crd
-    mine = yaml.safe_load((REPO / "crds" / "ray.io_rayclusters.yaml").read_text())
+    mine = load_yaml(REPO / "crds" / "ray.io_rayclusters.yaml")
     assert crd["spec"]["versions"] == mine["spec"]["versions"]
     assert [(v["name"], v["served"], v["storage"]) for v in crd["spec"]["versions"]] == [
         ("v1", True, True), ("v1alpha1", True, False),
@@ -669,7 +680,7 @@ def test_back_to_kuberay_restarts_only_a_recreate_cluster_changed_meanwhile(
     # server-side, the fields Helm wrote conflict until --force-conflicts takes them over
     assert back.unforced_apply.returncode != 0
     assert "conflict" in back.unforced_apply.stderr and '"helm"' in back.unforced_apply.stderr
-    kuberay_crd = yaml.safe_load((kuberay.home() / "crds" / "ray.io_rayclusters.yaml").read_text())
+    kuberay_crd = load_yaml(kuberay.home() / "crds" / "ray.io_rayclusters.yaml")
     assert back.crd["spec"]["versions"] == kuberay_crd["spec"]["versions"]
     for name in PODS:
         if name != "recreate-changed":
