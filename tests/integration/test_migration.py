@@ -60,7 +60,7 @@ def small_group(name: str, replicas: int, **extra: Any) -> dict[str, Any]:
 
 
 def every_kind() -> dict[str, dict[str, Any]]:
-    """One RayCluster of each kind a KubeRay user runs, and the pods each should have."""
+    """One RayCluster of each kind a KubeRay user runs, by name."""
     customsvc = raycluster("customsvc", small_group("cpu", 1))
     customsvc["spec"]["headGroupSpec"]["headService"] = {"metadata": {"name": "customsvc-head"}}
     gcs = {"redisAddress": "127.0.0.1:6379"}  # never dialled: kwok runs no container
@@ -82,6 +82,7 @@ def every_kind() -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+# The pods (head and workers) each cluster starts with.
 PODS = {"plain": 4, "recreate": 2, "recreate-changed": 2, "multihost": 3, "auth": 2,
         "customsvc": 2, "autoscaled": 2, "suspended": 0, "gcsft": 2}  # fmt: skip
 
