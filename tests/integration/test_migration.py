@@ -74,6 +74,9 @@ def every_kind() -> dict[str, dict[str, Any]]:
             "recreate-changed", small_group("cpu", 1), upgradeStrategy=RECREATE
         ),
         "multihost": raycluster("multihost", small_group("tpu", 1, numOfHosts=2)),
+        "recreate-multihost": raycluster(
+            "recreate-multihost", small_group("tpu", 1, numOfHosts=2), upgradeStrategy=RECREATE
+        ),
         "auth": raycluster("auth", small_group("cpu", 1), authOptions={"mode": "token"}),
         "customsvc": customsvc,
         "autoscaled": raycluster("autoscaled", small_group("cpu", 1), enableInTreeAutoscaling=True),
@@ -83,8 +86,10 @@ def every_kind() -> dict[str, dict[str, Any]]:
 
 
 # The pods (head and workers) each cluster starts with.
-PODS = {"plain": 4, "recreate": 2, "recreate-changed": 2, "multihost": 3, "auth": 2,
-        "customsvc": 2, "autoscaled": 2, "suspended": 0, "gcsft": 2}  # fmt: skip
+PODS = {"plain": 4, "recreate": 2, "recreate-changed": 2, "multihost": 3,
+        "recreate-multihost": 3, "auth": 2, "customsvc": 2, "autoscaled": 2, "suspended": 0,
+        "gcsft": 2}  # fmt: skip
+RECREATE_CLUSTERS = ("recreate", "recreate-changed", "recreate-multihost")
 
 
 # -- what a phase records --------------------------------------------------------------------
@@ -282,11 +287,7 @@ def plane() -> Iterator[ControlPlane]:
     try:
         yield cp
     finally:
-        if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
-            cp.stop()
-            print(f"control plane files kept in {cp.root}")
-        else:
-            cp.cleanup()
+        cp.cleanup()  # KEEP_CONTROL_PLANE_DIR=1 keeps its files
 
 
 @pytest.fixture(scope="module")
@@ -604,9 +605,9 @@ def test_recreate_clusters_are_stamped_not_restarted(
     admin: client.ApiClient, under_kuberay: UnderKubeRay, under_ours: UnderOurs
 ) -> None:
     after = under_ours.after
-    for name in ("recreate", "recreate-changed"):
+    for name in RECREATE_CLUSTERS:
         pods = [after.pod_objects[n] for n in after.pods_of(name)]
-        assert len(pods) == 2 and all(OUR_HASH in p.metadata.annotations for p in pods)
+        assert len(pods) == PODS[name] and all(OUR_HASH in p.metadata.annotations for p in pods)
         head = next(p for p in pods if is_head(p))
         assert KUBERAY_HASH in head.metadata.annotations  # KubeRay's is left alone
         [adopted] = [e for e in events(admin, name) if e.reason == "AdoptedPods"]
@@ -617,9 +618,9 @@ def test_recreate_clusters_are_stamped_not_restarted(
         for p in after.pod_objects.values()
         if OUR_HASH in (p.metadata.annotations or {})
     }
-    assert stamped == {"recreate", "recreate-changed"}
+    assert stamped == set(RECREATE_CLUSTERS)
     patched = {w[2] for w in under_ours.audit.writes(("pods",), {"patch"})}
-    assert patched == {n for name in ("recreate", "recreate-changed") for n in after.pods_of(name)}
+    assert patched == {n for name in RECREATE_CLUSTERS for n in after.pods_of(name)}
 
 
 def test_ours_manages_the_adopted_clusters(under_kuberay: UnderKubeRay, scaled: Scaled) -> None:
@@ -665,7 +666,7 @@ def test_ours_manages_the_adopted_clusters(under_kuberay: UnderKubeRay, scaled: 
         *before.pods_of("recreate"),
         scaled.recreate_new.metadata.name,
     }
-    for name in ("autoscaled", "gcsft", "suspended"):
+    for name in ("autoscaled", "gcsft", "suspended", "recreate-multihost"):
         assert now.pods_of(name) == before.pods_of(name), name
 
 
