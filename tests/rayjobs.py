@@ -24,7 +24,7 @@ def cluster_spec(dashboard_port: int | None = None, workers: int = 0) -> dict:
                 "spec": {
                     "containers": [
                         {"name": "ray-head", "image": "rayproject/ray:2.60.0", "ports": ports}
-                    ]  # fmt: skip
+                    ]
                 }
             },
         },
