@@ -139,7 +139,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         # dashboard never holds a RayCluster's slot, nor the other way round.
         jobs = RayJobReconciler(api(), config.rayjobs)
         job_queue = WorkQueue(
-            jobs.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
+            jobs.reconcile,
+            concurrency=max(config.workers, config.rayjobs.api_threads),
+            pass_timeout=config.pass_timeout,
         )
         loop = asyncio.get_running_loop()
 

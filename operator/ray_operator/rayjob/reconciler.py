@@ -71,8 +71,9 @@ class RayJobReconciler:
             log.warning("%s/%s: %s", *key, err)
             return None
         except ApiException as err:
-            if err.status in (409, 422):  # our status was computed from an older RayJob
-                return 0.0
+            if err.status in (409, 422):  # most often: computed from an older RayJob
+                log.info("%s/%s: write refused (%s %s), again in 1s", *key, err.status, err.reason)
+                return 1.0
             metrics.RECONCILE_ERRORS.inc()
             raise
 
