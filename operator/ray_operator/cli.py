@@ -63,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import credentials, health, metrics
     from .handlers import OperatorConfig, build_registry
     from .kube import KubeApi
+    from .rayjob.reconciler import RayJobConfig
     from .reconciler import ReconcilerConfig
 
     if not args.namespace and not args.all_namespaces:
@@ -123,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             api_threads=args.api_threads,
             redis_cleanup=args.gcs_ft_redis_cleanup,
         ),
+        rayjobs=RayJobConfig(dashboard_timeout=args.dashboard_timeout),
         api_timeout=timeout,
         watch_timeout=args.watch_timeout,
         resync_seconds=args.resync_seconds,
@@ -236,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="requests allowed at once above --qps; 0: twice --qps (KubeRay's --burst)",
+    )
+    run.add_argument(
+        "--dashboard-timeout",
+        type=float,
+        default=5.0,
+        help="seconds one call to a Ray dashboard's job API may take (RayJobs)",
     )
     run.add_argument(
         "--max-pods-per-cluster",

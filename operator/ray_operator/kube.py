@@ -55,6 +55,14 @@ def _clusters(namespace: str) -> str:
     return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
 
 
+def _rayjobs(namespace: str) -> str:
+    return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.JOB_PLURAL}"
+
+
+def _batch_jobs(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
 @dataclass(frozen=True)
 class Needs:
     """An RBAC permission an API method needs; `scope` says where it is granted:
@@ -83,6 +91,8 @@ def needs(*permissions: Needs) -> Callable[[F], F]:
 
 
 CLUSTERS = (c.GROUP, c.PLURAL)
+RAYJOBS = (c.GROUP, c.JOB_PLURAL)
+BATCH_JOBS = ("batch", "jobs")
 CHILD_RESOURCES = {
     "Service": ("", "services"), "Secret": ("", "secrets"),
     "ServiceAccount": ("", "serviceaccounts"),
@@ -548,14 +558,16 @@ class KubeApi:
 
     @needs(Needs("", "events", ("create",)))
     def post_event(self, cluster: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the RayCluster (what `kubectl describe` shows). Failing to
-        post one is logged, never raised: events are best effort."""
+        """A core/v1 Event on the RayCluster, or on the RayJob given (what `kubectl
+        describe` shows). Failing to post one is logged, never raised: events are best
+        effort."""
         meta = cluster["metadata"]
+        kind = cluster.get("kind") or c.KIND
         now = now_rfc3339()
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": c.API_VERSION, "kind": c.KIND, "name": meta["name"],
+                "apiVersion": c.API_VERSION, "kind": kind, "name": meta["name"],
                 "namespace": meta["namespace"], "uid": meta.get("uid"),
             },
             "type": type_, "reason": reason, "message": message[:1024],
@@ -567,3 +579,114 @@ class KubeApi:
             self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
+
+    # -- RayJobs (rayjob/reconciler.py) ----------------------------------------------
+
+    @needs(Needs(*RAYJOBS, ("get",)))
+    def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"{_rayjobs(namespace)}/{quote(name)}")
+
+    @needs(Needs(*RAYJOBS, ("list",)))
+    def list_rayjob_keys(self, namespace: str | None) -> list[tuple[str, str]]:
+        """(namespace, name) of every RayJob, metadata only (the periodic resync)."""
+        path = _rayjobs(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.JOB_PLURAL}"
+        return [
+            (item["metadata"]["namespace"], item["metadata"]["name"])
+            for page in self.list_pages(path, [], METADATA_LIST)
+            for item in page.get("items") or []
+        ]
+
+    @needs(Needs(c.GROUP, f"{c.JOB_PLURAL}/status", ("patch",)))
+    def replace_rayjob_status(self, rayjob: dict[str, Any], status: dict[str, Any]) -> str:
+        """Replace the whole status, only if the RayJob is still the version the status
+        was computed from (409/422 otherwise: the next pass recomputes it)."""
+        meta = rayjob["metadata"]
+        patched = self.request(
+            "PATCH", f"{_rayjobs(meta['namespace'])}/{quote(meta['name'])}/status",
+            [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+             {"op": "add", "path": "/status", "value": status}],
+            content_type=JSON_PATCH,
+        )  # fmt: skip
+        return patched["metadata"]["resourceVersion"]
+
+    @needs(Needs(*RAYJOBS, ("patch",)))
+    def set_rayjob_finalizer(self, rayjob: dict[str, Any], finalizer: str, present: bool) -> None:
+        meta = rayjob["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if (finalizer in finalizers) == present:
+            return
+        if present:
+            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
+            if finalizers:
+                ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]
+        else:
+            index = finalizers.index(finalizer)
+            ops = [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+                   {"op": "remove", "path": f"/metadata/finalizers/{index}"}]  # fmt: skip
+        self.request(
+            "PATCH", f"{_rayjobs(meta['namespace'])}/{quote(meta['name'])}", ops,
+            content_type=JSON_PATCH,
+        )  # fmt: skip
+
+    @needs(Needs(*RAYJOBS, ("delete",)))
+    def delete_rayjob(self, namespace: str, name: str) -> bool:
+        return self._delete(f"{_rayjobs(namespace)}/{quote(name)}")
+
+    @needs(Needs(*CLUSTERS, ("create",)))
+    def create_cluster(self, body: dict[str, Any]) -> bool:
+        """False if a RayCluster of that name exists already (the caller reads it)."""
+        return self._create(_clusters(body["metadata"]["namespace"]), body)
+
+    @needs(Needs(*CLUSTERS, ("delete",)))
+    def delete_cluster(self, namespace: str, name: str) -> bool:
+        return self._delete(f"{_clusters(namespace)}/{quote(name)}")
+
+    @needs(Needs(*CLUSTERS, ("patch",)))
+    def suspend_worker_groups(self, cluster: dict[str, Any]) -> None:
+        """Set suspend on every worker group (deletionStrategy DeleteWorkers)."""
+        meta = cluster["metadata"]
+        groups = (cluster.get("spec") or {}).get("workerGroupSpecs") or []
+        ops = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
+        ]
+        ops += [{"op": "add", "path": f"/spec/workerGroupSpecs/{i}/suspend", "value": True}
+                for i in range(len(groups))]  # fmt: skip
+        self.request(
+            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}", ops,
+            content_type=JSON_PATCH,
+        )  # fmt: skip
+
+    @needs(Needs(*BATCH_JOBS, ("get",)))
+    def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"{_batch_jobs(namespace)}/{quote(name)}")
+
+    @needs(Needs(*BATCH_JOBS, ("create",)))
+    def create_batch_job(self, body: dict[str, Any]) -> bool:
+        return self._create(_batch_jobs(body["metadata"]["namespace"]), body)
+
+    @needs(Needs(*BATCH_JOBS, ("delete",)))
+    def delete_batch_job(self, namespace: str, name: str) -> bool:
+        """Background propagation: the Job's pods go too (the API's default for Jobs
+        orphans them)."""
+        return self._delete(
+            f"{_batch_jobs(namespace)}/{quote(name)}",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+        )
+
+    def _create(self, collection: str, body: dict[str, Any]) -> bool:
+        try:
+            self.request("POST", collection, body)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    def _delete(self, path: str, body: dict[str, Any] | None = None) -> bool:
+        try:
+            self.request("DELETE", path, body)
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise

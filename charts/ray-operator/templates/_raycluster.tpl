@@ -162,13 +162,14 @@ spec:
 
 {{/*
 ray-operator.rayCluster: one RayCluster manifest.
-Argument: dict with `root` (the chart context), `name` and `cluster` (its values).
+Argument: dict with `root` (the chart context), `name` and `cluster` (its values), and
+optionally `where` (its values path in error messages; default `rayClusters.<name>`).
 */}}
 {{- define "ray-operator.rayCluster" -}}
 {{- $root := .root }}
 {{- $name := .name }}
 {{- $c := .cluster }}
-{{- $where := printf "rayClusters.%s" $name }}
+{{- $where := .where | default (printf "rayClusters.%s" $name) }}
 {{- $defaults := $root.Values.rayClusterDefaults }}
 {{- $namespace := $c.namespace | default $root.Release.Namespace }}
 {{- $watched := include "ray-operator.watchNamespaces" $root | fromJsonArray }}
