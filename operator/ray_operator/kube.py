@@ -10,6 +10,7 @@ views at once.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -389,6 +390,18 @@ class KubeApi:
     def service_account_exists(self, namespace: str, name: str) -> bool:
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{quote(name)}"
         return self._get_or_none(path) is not None
+
+    @needs(Needs("", "secrets", ("get",)))
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One value of a Secret, decoded; None if the Secret or the key is missing.
+        Callers hand it to where it is needed and never log it."""
+        secret = self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{quote(name)}")
+        if secret is None:
+            return None
+        if (value := (secret.get("stringData") or {}).get(key)) is not None:
+            return str(value)
+        encoded = (secret.get("data") or {}).get(key)
+        return base64.b64decode(encoded).decode() if encoded is not None else None
 
     @needs(Needs("", "secrets", ("get",)))
     def secret_keys(self, namespace: str, name: str) -> set[str] | None:

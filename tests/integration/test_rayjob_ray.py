@@ -6,6 +6,7 @@ pod's own command line (K8sJobMode)."""
 from __future__ import annotations
 
 import contextlib
+import urllib.error
 from collections.abc import Iterator
 
 import pytest
@@ -171,3 +172,23 @@ def test_unreachable_dashboard_is_a_condition_and_other_jobs_go_on(
     assert "unreachable" in dark["message"]
     assert c.COND_DASHBOARD_UNREACHABLE in jobs.reasons("dark", "Warning")
     assert jobs.status("dark")["jobDeploymentStatus"] == c.DEPLOY_RUNNING
+
+
+def test_http_mode_on_a_token_auth_cluster_sends_the_clusters_token(
+    api_client, namespace, run_operator
+):
+    """`authOptions.mode: token` in the job's cluster: Ray's dashboard refuses calls
+    without the token, so the operator reads it from the cluster's Secret and sends it
+    (as KubeRay does) to submit and to follow the job."""
+    jobs = RayJobs(api_client, namespace)
+    run_operator(namespace)
+    spec = cluster_spec()
+    spec["authOptions"] = {"mode": "token"}
+    jobs.create(rayjob("authed", entrypoint=PRINT_RESOURCES, submissionMode=c.MODE_HTTP,
+                       rayClusterSpec=spec))  # fmt: skip
+    with ray_for(jobs, jobs.wait_cluster_name("authed")) as harness:
+        done = jobs.wait_deployment("authed", c.DEPLOY_COMPLETE, c.DEPLOY_FAILED, timeout=150)
+        assert done["jobDeploymentStatus"] == c.DEPLOY_COMPLETE, done
+        assert done["jobStatus"] == c.JOB_SUCCEEDED
+        with pytest.raises(urllib.error.HTTPError, match=r"HTTP Error 40[13]"):
+            dashboard_jobs(harness.dashboard_url)  # no token: refused

@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from .. import constants as c
 from .. import metrics
+from ..builders import auth
 from ..kube import KubeApi, LostLeadership
 from . import builders as b
 from .dashboard import DEFAULT_TIMEOUT, Dashboard, DashboardError
@@ -45,7 +46,7 @@ class RayJobReconciler:
         self,
         api: KubeApi,
         config: RayJobConfig | None = None,
-        dashboard: Callable[[str, float], Dashboard] = Dashboard,
+        dashboard: Callable[..., Dashboard] = Dashboard,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.api = api
@@ -110,12 +111,26 @@ class RayJobReconciler:
             _log_transition(rayjob, status, decision)
         return decision.requeue
 
-    async def _job_info(self, ray_cluster: dict[str, Any], job_id: str) -> JobInfo:
+    async def _client(self, ray_cluster: dict[str, Any]) -> Dashboard:
+        """The dashboard of the job's cluster. With token auth (`authOptions.mode:
+        token`), every call carries the cluster's token, read from its Secret, as
+        KubeRay's client does; the token is never logged."""
         address = b.dashboard_address(ray_cluster)
         if address is None:
-            return JobInfo(error="the head pod has no IP")
+            raise DashboardError("the head pod has no IP")
+        if not auth.token_auth(ray_cluster) or auth.k8s_token_auth(ray_cluster):
+            return self._dashboard(address, self.config.dashboard_timeout)
+        namespace, secret = ray_cluster["metadata"]["namespace"], auth.secret_name(ray_cluster)
+        token = await self._call(self.api.secret_value, namespace, secret, auth.TOKEN_KEY)
+        if token is None:
+            raise DashboardError(
+                f"the cluster uses token auth and Secret {secret!r} holds no {auth.TOKEN_KEY!r} yet"
+            )
+        return self._dashboard(address, self.config.dashboard_timeout, token)
+
+    async def _job_info(self, ray_cluster: dict[str, Any], job_id: str) -> JobInfo:
         try:
-            client = self._dashboard(address, self.config.dashboard_timeout)
+            client = await self._client(ray_cluster)
             info = await self._call(client.job_info, job_id)
         except DashboardError as err:
             return JobInfo(error=str(err))
@@ -148,10 +163,7 @@ class RayJobReconciler:
                 case "delete-self":
                     await self._call(self.api.delete_rayjob, ns, name)
                 case "submit-job" | "stop-job":
-                    address = b.dashboard_address(ray_cluster or {})
-                    if address is None:
-                        raise DashboardError("the head pod has no IP")
-                    client = self._dashboard(address, self.config.dashboard_timeout)
+                    client = await self._client(ray_cluster or {})
                     if action.kind == "submit-job":
                         await self._call(client.submit, action.body)
                     else:
