@@ -91,3 +91,29 @@ def test_sidecar_mode_entrypoint_exit_1_fails_the_job(api_client, namespace, run
     assert done["jobStatus"] == c.JOB_FAILED
     assert done["reason"] == c.REASON_APP_FAILED
     assert done["failed"] == 1
+
+
+def test_a_lost_head_is_not_recreated_and_fails_the_job(api_client, namespace, run_operator):
+    """No Ray needed (kwok's pods): once the cluster was provisioned, deleting the head
+    pod fails the SidecarMode job, and the RayCluster does not get a new head (a new one
+    could not run the job again)."""
+    jobs = RayJobs(api_client, namespace)
+    run_operator(namespace)
+    jobs.create(rayjob("lost", entrypoint="true", submissionMode=c.MODE_SIDECAR))
+    cluster = jobs.wait_cluster_name("lost")
+    jobs.wait_deployment("lost", c.DEPLOY_RUNNING, timeout=60)  # the cluster was ready
+    doomed = head_pod(jobs, cluster).metadata.name
+    jobs.core.delete_namespaced_pod(doomed, namespace, grace_period_seconds=0)
+    done = jobs.wait_deployment("lost", c.DEPLOY_COMPLETE, c.DEPLOY_FAILED, timeout=60)
+    assert done["jobDeploymentStatus"] == c.DEPLOY_FAILED
+    assert done["reason"] == c.REASON_APP_FAILED and "head pod" in done["message"]
+
+    def head_not_found() -> bool:
+        conditions = (jobs.cluster(cluster) or {}).get("status", {}).get("conditions") or []
+        return any(x["type"] == c.COND_HEAD_POD_READY and x["reason"] == "HeadPodNotFound"
+                   for x in conditions)  # fmt: skip
+
+    # The RayCluster's pass that saw the head gone made no new one.
+    wait_for(head_not_found, timeout=60, what="RayCluster reporting HeadPodNotFound")
+    selector = f"{c.LABEL_CLUSTER}={cluster},{c.LABEL_NODE_TYPE}={c.NODE_TYPE_HEAD}"
+    assert jobs.core.list_namespaced_pod(namespace, label_selector=selector).items == []
