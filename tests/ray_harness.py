@@ -22,6 +22,8 @@ RayJobs use) on its pod IP, at the port of the Ray container's `dashboard` port 
 test picks a free one), as a head pod does at 8265. `SubmitterRunner` plays the kubelet
 for a RayJob's submitter Job: it runs the pod's own command line here and writes the
 exit into the pod's status, so the Job controller completes or retries the Job.
+`SidecarRunner` does the same for a SidecarMode RayJob's `ray-job-submitter` container
+of the head pod, writing its termination into the head pod's containerStatuses.
 
 What differs from a pod, on purpose: ports (every node of the machine needs its own,
 so the command's fixed ports are replaced by free ones and the head's GCS port is not
@@ -29,7 +31,7 @@ so the command's fixed ports are replaced by free ones and the head's GCS port i
 stats off and never reported (see `base_env` and `RayHarness.in_pod_env`: with Ray's
 defaults the head contacts usage-stats.ray.io and cloud metadata endpoints), and the
 exit of a Ray node is not reflected back into its pod's status (kwok does not model
-containers; `SubmitterRunner` does it for submitter pods). Each
+containers; `SubmitterRunner` and `SidecarRunner` do it for submitters). Each
 node has its own temp dir, as each pod has its own /tmp/ray; the sidecar finds the
 head's through the GCS, as it would through the shared /tmp/ray volume.
 
@@ -666,6 +668,8 @@ class RayHarness:
 
 # Put first on PYTHONPATH of a submitter: resolves the names in HARNESS_HOSTS
 # ("name=ip,...") as the cluster's DNS would, so the pod's command line runs unchanged.
+# An IP literal there (a sidecar's 127.0.0.1, which in a pod is the pod's own network)
+# is also rewritten at connect(): aiohttp connects to literals without a lookup.
 SITECUSTOMIZE = """
 import os, socket
 _hosts = dict(x.split("=", 1) for x in os.environ.get("HARNESS_HOSTS", "").split(",") if x)
@@ -673,6 +677,13 @@ _real = socket.getaddrinfo
 def _lookup(host, *args, **kwargs):
     return _real(_hosts.get(host, host), *args, **kwargs)
 socket.getaddrinfo = _lookup
+def _to(address):
+    if isinstance(address, tuple) and address and address[0] in _hosts:
+        return (_hosts[address[0]], *address[1:])
+    return address
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+socket.socket.connect = lambda self, address: _connect(self, _to(address))
+socket.socket.connect_ex = lambda self, address: _connect_ex(self, _to(address))
 """
 
 
@@ -722,20 +733,28 @@ class SubmitterRunner:
                 self.errors.append(repr(err))
             self._stop.wait(0.2)
 
-    def _sync(self) -> None:
-        pods = self.core.list_namespaced_pod(
+    def _pods(self) -> list[client.V1Pod]:
+        return self.core.list_namespaced_pod(
             self.namespace, label_selector=f"batch.kubernetes.io/job-name={self.job}"
         ).items
-        for pod in pods:
+
+    def _container(self, pod: client.V1Pod) -> client.V1Container:
+        return pod.spec.containers[c.RAY_CONTAINER_INDEX]
+
+    def _sync(self) -> None:
+        for pod in self._pods():
             name = pod.metadata.name
             if name not in self.runs and running_ip(pod):
                 self._start(pod)
             proc = self.runs.get(name)
-            if proc is not None and proc.poll() is not None and pod.status.phase == "Running":
+            if proc is not None and proc.poll() is not None and self._unreported(pod):
                 self._finish(pod, proc.returncode)
 
+    def _unreported(self, pod: client.V1Pod) -> bool:
+        return pod.status.phase == "Running"
+
     def _start(self, pod: client.V1Pod) -> None:
-        container = pod.spec.containers[c.RAY_CONTAINER_INDEX]
+        container = self._container(pod)
         env = container_env(pod, container)
         args = [expand(w, env) for w in [*(container.command or []), *(container.args or [])]]
         self.command_lines.append(args)
@@ -755,18 +774,63 @@ class SubmitterRunner:
 
     def _finish(self, pod: client.V1Pod, code: int) -> None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        container = pod.spec.containers[c.RAY_CONTAINER_INDEX]
         status = {
             "phase": "Succeeded" if code == 0 else "Failed",
             "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
-            "containerStatuses": [{
-                "name": container.name, "image": container.image, "imageID": "",
-                "ready": False, "restartCount": 0,
-                "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0
-                                         else "Error", "startedAt": now, "finishedAt": now}},
-            }],
-        }  # fmt: skip
+            "containerStatuses": [_terminated(self._container(pod), code, now)],
+        }
         self.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, {"status": status})
+
+
+def _terminated(container: client.V1Container, code: int, now: str) -> dict[str, Any]:
+    reason = "Completed" if code == 0 else "Error"
+    return {
+        "name": container.name, "image": container.image, "imageID": "", "ready": False,
+        "restartCount": 0,
+        "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": now,
+                                 "finishedAt": now}},
+    }  # fmt: skip
+
+
+@dataclass
+class SidecarRunner(SubmitterRunner):
+    """A SidecarMode RayJob's submitter: runs the `ray-job-submitter` container's command
+    of cluster `job`'s head pod here (as SubmitterRunner does for a submitter Job's pod)
+    and, when it exits, writes its termination (exit code, reason, finishedAt) into the
+    head pod's `status.containerStatuses` as a kubelet would; the pod stays Running
+    (its Ray container runs on). `localhost` and `127.0.0.1`, which the sidecar uses
+    for the dashboard sharing its pod's network, resolve to the head pod's IP."""
+
+    def _pods(self) -> list[client.V1Pod]:
+        selector = f"{c.LABEL_CLUSTER}={self.job},{c.LABEL_NODE_TYPE}={c.NODE_TYPE_HEAD}"
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        for pod in pods:
+            if ip := running_ip(pod):
+                self.hosts.update({"localhost": ip, "127.0.0.1": ip})
+        return pods
+
+    def _container(self, pod: client.V1Pod) -> client.V1Container:
+        return next(x for x in pod.spec.containers if x.name == c.SUBMITTER_CONTAINER_NAME)
+
+    def _unreported(self, pod: client.V1Pod) -> bool:
+        statuses = pod.status.container_statuses or []
+        return not any(
+            x.name == c.SUBMITTER_CONTAINER_NAME and x.state and x.state.terminated
+            for x in statuses
+        )
+
+    def _finish(self, pod: client.V1Pod, code: int) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        sidecar = self._container(pod)
+        statuses = [
+            self.core.api_client.sanitize_for_serialization(x)
+            for x in pod.status.container_statuses or []
+            if x.name != sidecar.name
+        ]
+        statuses.append(_terminated(sidecar, code, now))
+        self.core.patch_namespaced_pod_status(
+            pod.metadata.name, self.namespace, {"status": {"containerStatuses": statuses}}
+        )
 
 
 # -- the sidecar entry point ------------------------------------------------------------------

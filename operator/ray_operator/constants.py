@@ -66,6 +66,9 @@ GCS_FT_REDIS_CLEANUP_FINALIZER: Final = "ray.io/gcs-ft-redis-cleanup-finalizer"
 ANNOTATION_GCS_FT_DELETION_TIMEOUT: Final = "ray.io/gcs-ft-deletion-timeout"
 DEFAULT_GCS_FT_DELETION_TIMEOUT_SECONDS: Final = 300
 NODE_TYPE_REDIS_CLEANUP: Final = "redis-cleanup"  # ray.io/node-type of the cleanup Job
+# On a RayCluster (a SidecarMode RayJob's): once provisioned, a lost head pod is not
+# created again (a new head could not run the submitted job again). KubeRay's name.
+ANNOTATION_DISABLE_PROVISIONED_HEAD_RESTART: Final = "ray.io/disable-provisioned-head-restart"
 
 # -- ports and their names (head Service and container ports) ------------------------
 
@@ -171,6 +174,11 @@ SUBMITTER_CPU_REQUEST: Final = "500m"
 SUBMITTER_MEMORY_REQUEST: Final = "200Mi"
 ENV_DASHBOARD_ADDRESS: Final = "RAY_DASHBOARD_ADDRESS"
 ENV_SUBMISSION_ID: Final = "RAY_JOB_SUBMISSION_ID"
+# SidecarMode: the submitter container waits for the dashboard's GCS health endpoint
+# (polled every 2 s, each request bounded by 10 s) before `ray job submit`.
+DASHBOARD_GCS_HEALTH_PATH: Final = "/api/gcs_healthz"
+SIDECAR_WAIT_INTERVAL_SECONDS: Final = 2
+SIDECAR_HEALTH_TIMEOUT_SECONDS: Final = 10
 JOB_POLL_SECONDS: Final = 3.0  # how often a running job is polled (KubeRay: 3 s)
 # After the submitter Job finished, how long the Ray job may take to become terminal.
 SUBMITTER_FINISHED_TIMEOUT_SECONDS: Final = 30

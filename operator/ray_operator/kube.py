@@ -372,6 +372,16 @@ class KubeApi:
         )  # fmt: skip
         return [ObservedPod.from_dict(p) for p in listing.get("items", [])]
 
+    @needs(Needs("", "pods", ("list",)))
+    def list_head_pods(self, namespace: str, cluster: str) -> list[dict[str, Any]]:
+        """The head pods of one cluster, whole (a SidecarMode RayJob reads its
+        submitter container's status from them)."""
+        selector = f"{c.LABEL_CLUSTER}={cluster},{c.LABEL_NODE_TYPE}={c.NODE_TYPE_HEAD}"
+        listing = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", selector)]
+        )
+        return list(listing.get("items") or [])
+
     @needs(Needs("batch", "jobs", ("list",)))
     def list_jobs(self, namespace: str, selector: str) -> list[ObservedJob]:
         """Jobs by server-side label selector (the Redis cleanup Jobs of one cluster)."""

@@ -3,7 +3,8 @@
 Pure: no I/O, no clock. The reconciler executes the plan; the status module describes
 the result. The rules follow the RayCluster API (docs/behaviour.md, Reconciliation):
 
-- a missing head pod is created; Failed/Succeeded pods are deleted and replaced;
+- a missing head pod is created (not again, once provisioned, for a SidecarMode
+  RayJob's cluster); Failed/Succeeded pods are deleted and replaced;
 - per group, pods named in `scaleStrategy.workersToDelete` are deleted (the list itself
   is never edited here: Ray's autoscaler clears it once the pods are gone);
 - missing pods are created up to the clamped `replicas` x `numOfHosts`;
@@ -141,7 +142,7 @@ def plan(
         # A new head means a new Ray cluster: every worker must rejoin it.
         result.deletes += [PodDelete(p.name, p.group, REASON_OUTDATED) for p in alive]
         return result
-    _plan_head(heads, head_pod, result)
+    _plan_head(heads, head_pod, result, may_create=not _head_restart_disabled(cluster))
 
     groups = worker_groups(cluster)
     total_desired = 1 + sum(g.desired_pods for g in groups)
@@ -175,12 +176,28 @@ def plan(
     return result
 
 
-def _plan_head(heads: list[ObservedPod], head_pod: dict[str, Any], result: Plan) -> None:
+def _head_restart_disabled(cluster: dict[str, Any]) -> bool:
+    """A SidecarMode RayJob's cluster, once provisioned: a new head could not run the
+    job again (the submitter ran in the old one), so a lost head stays lost and the
+    RayJob fails (KubeRay's `ray.io/disable-provisioned-head-restart`)."""
+    meta = cluster.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(c.ANNOTATION_DISABLE_PROVISIONED_HEAD_RESTART) != "true":
+        return False
+    conditions = (cluster.get("status") or {}).get("conditions") or []
+    return any(
+        x.get("type") == c.COND_PROVISIONED and x.get("status") == "True" for x in conditions
+    )
+
+
+def _plan_head(
+    heads: list[ObservedPod], head_pod: dict[str, Any], result: Plan, *, may_create: bool = True
+) -> None:
     finished = [p for p in heads if p.finished]
     result.deletes += [PodDelete(p.name, c.HEAD_GROUP, REASON_FINISHED) for p in finished]
     live = [p for p in heads if not p.finished]
     if not live:
-        result.creates.append(PodCreate(c.HEAD_GROUP, head_pod))
+        if may_create:
+            result.creates.append(PodCreate(c.HEAD_GROUP, head_pod))
         return
     # More than one head (e.g. created by a second operator replica): keep the best.
     keep = choose_head(live)

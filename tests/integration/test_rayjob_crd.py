@@ -21,6 +21,10 @@ CLUSTER_SPEC = {
 }
 
 
+SIDECAR_ALWAYS = copy.deepcopy(CLUSTER_SPEC)
+SIDECAR_ALWAYS["headGroupSpec"]["template"]["spec"]["restartPolicy"] = "Always"
+
+
 def rayjob(name: str = "job", **spec) -> dict:
     body = {"entrypoint": "python -c 'print(1)'", "rayClusterSpec": CLUSTER_SPEC}
     body.update(spec)
@@ -76,6 +80,13 @@ def test_interactive_mode_needs_no_entrypoint(api_client, namespace):
     create(api_client, namespace, rayjob(entrypoint=None, submissionMode=c.MODE_INTERACTIVE))
 
 
+def test_sidecar_mode_is_accepted_with_restart_policy_never_or_unset(api_client, namespace):
+    never = copy.deepcopy(SIDECAR_ALWAYS)
+    never["headGroupSpec"]["template"]["spec"]["restartPolicy"] = "Never"
+    create(api_client, namespace, rayjob("a", submissionMode=c.MODE_SIDECAR))
+    create(api_client, namespace, rayjob("b", submissionMode=c.MODE_SIDECAR, rayClusterSpec=never))
+
+
 def test_clusterselector_job_is_accepted(api_client, namespace):
     body = rayjob(rayClusterSpec=None, clusterSelector={c.CLUSTER_SELECTOR_KEY: "shared"})
     create(api_client, namespace, body)
@@ -109,6 +120,14 @@ def test_clusterselector_job_is_accepted(api_client, namespace):
         (
             {"rayClusterSpec": {**CLUSTER_SPEC, "headGroupSpec": {"rayStartParams": {}}}},
             "spec.rayClusterSpec.headGroupSpec.template",
+        ),
+        (
+            {"submissionMode": c.MODE_SIDECAR, "submitterConfig": {"backoffLimit": 1}},
+            "SidecarMode submits from the head pod",
+        ),
+        (
+            {"submissionMode": c.MODE_SIDECAR, "rayClusterSpec": SIDECAR_ALWAYS},
+            "spec.rayClusterSpec.headGroupSpec.template.spec.restartPolicy",
         ),
     ],
     ids=lambda v: str(v)[:40],

@@ -172,7 +172,10 @@ def test_submit_request_is_rays_job_submit_request():
         ({"runtimeEnvYAML": "- a list"}, "spec.runtimeEnvYAML must be a YAML mapping"),
         ({"entrypointResources": "r=1"}, "spec.entrypointResources must be a JSON object"),
         ({"entrypointResources": '{"r": "x"}'}, "spec.entrypointResources"),
-        ({"submissionMode": c.MODE_SIDECAR}, "spec.submissionMode SidecarMode"),
+        (
+            {"metadata": {"a": "b"}, "rayClusterSpec": {**CLUSTER_SPEC, "rayVersion": "2.5.0"}},
+            "spec.metadata needs spec.rayClusterSpec.rayVersion >= 2.6.0",
+        ),
     ],
 )
 def test_validate_names_the_field(spec, words):

@@ -156,6 +156,15 @@ def _spec_rules() -> list[Schema]:
             ".submissionMode",
         ),
         _rule(
+            f"{mode} != '{c.MODE_SIDECAR}' || !has(self.rayClusterSpec) || "
+            "!has(self.rayClusterSpec.headGroupSpec.template.spec) || "
+            "!has(self.rayClusterSpec.headGroupSpec.template.spec.restartPolicy) || "
+            "self.rayClusterSpec.headGroupSpec.template.spec.restartPolicy == 'Never'",
+            f"{c.MODE_SIDECAR}: the head pod's restartPolicy must be Never or unset (its "
+            "submitter container must not run twice)",
+            ".rayClusterSpec.headGroupSpec.template.spec.restartPolicy",
+        ),
+        _rule(
             "!(has(self.deletionStrategy) && has(self.deletionStrategy.deletionRules) && "
             "has(self.shutdownAfterJobFinishes) && self.shutdownAfterJobFinishes)",
             "use deletionStrategy.deletionRules or shutdownAfterJobFinishes, not both",

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .. import constants as c
+from ..builders import auth
 
 Body = dict[str, Any]
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -87,20 +88,31 @@ def entrypoint_resources(rayjob: Body) -> dict[str, float] | None:
 def validate(rayjob: Body) -> None:
     """What the CRD cannot check; raises InvalidRayJob naming the field."""
     if mode(rayjob) == c.MODE_SIDECAR:
-        raise InvalidRayJob(
-            f"spec.submissionMode {c.MODE_SIDECAR} is not supported by this operator: use "
-            f"{c.MODE_K8S_JOB} or {c.MODE_HTTP}"
-        )
+        head = (spec(rayjob).get("rayClusterSpec") or {}).get("headGroupSpec") or {}
+        containers = ((head.get("template") or {}).get("spec") or {}).get("containers") or []
+        for i, container in enumerate(containers):
+            if container.get("name") == c.SUBMITTER_CONTAINER_NAME:
+                raise InvalidRayJob(
+                    f"spec.rayClusterSpec.headGroupSpec.template.spec.containers[{i}].name: "
+                    f'"{c.SUBMITTER_CONTAINER_NAME}" is the container {c.MODE_SIDECAR} adds '
+                    "to the head pod: rename this container"
+                )
     runtime_env(rayjob)
     entrypoint_resources(rayjob)
+    if mode(rayjob) in (c.MODE_K8S_JOB, c.MODE_SIDECAR):
+        _submit_options(rayjob, "")  # spec.metadata's Ray version
 
 
 # -- the RayCluster ----------------------------------------------------------------------
 
 
-def cluster(rayjob: Body, name: str) -> Body:
+def cluster(rayjob: Body, name: str, job_id: str = "") -> Body:
     """The RayCluster of a RayJob with rayClusterSpec: the RayJob's labels and
-    annotations plus the origin labels, controlled by the RayJob."""
+    annotations plus the origin labels, controlled by the RayJob. In SidecarMode its
+    head pod template also runs the submitter (`sidecar_container`, after the Ray
+    container and any of the user's) with `restartPolicy: Never` (the submitter must
+    not submit twice), and a lost head is not replaced once the cluster was
+    provisioned (annotation `ray.io/disable-provisioned-head-restart`)."""
     meta = rayjob["metadata"]
     labels = {**(meta.get("labels") or {}), **origin_labels(rayjob)}
     labels[c.LABEL_SUBMISSION_MODE] = mode(rayjob)
@@ -115,8 +127,14 @@ def cluster(rayjob: Body, name: str) -> Body:
         },
         "spec": copy.deepcopy(spec(rayjob)["rayClusterSpec"]),
     }
-    if meta.get("annotations"):
-        out["metadata"]["annotations"] = dict(meta["annotations"])
+    annotations = dict(meta.get("annotations") or {})
+    if mode(rayjob) == c.MODE_SIDECAR:
+        annotations[c.ANNOTATION_DISABLE_PROVISIONED_HEAD_RESTART] = "true"
+        head_spec = out["spec"]["headGroupSpec"]["template"].setdefault("spec", {})
+        head_spec["containers"].append(sidecar_container(rayjob, out, job_id))
+        head_spec["restartPolicy"] = "Never"
+    if annotations:
+        out["metadata"]["annotations"] = annotations
     return out
 
 
@@ -172,15 +190,10 @@ def _ray_version_at_least(version: str, wanted: tuple[int, int]) -> bool:
     return (major, minor) >= wanted
 
 
-def submit_command(rayjob: Body, dashboard: str, job_id: str) -> list[str]:
-    """The submitter's shell words, KubeRay's K8sJobMode sequence: submit unless a job
-    with this ID exists already (a retried submitter pod must not submit twice), with
-    `--no-wait`, then follow the job's logs until it ends. Values are single-quoted for
-    the shell (KubeRay double-quotes them, which lets the shell expand `$`)."""
+def _submit_options(rayjob: Body, job_id: str) -> list[str]:
+    """`ray job submit`'s options after the address, through `-- <entrypoint>`."""
     s = spec(rayjob)
-    address = dashboard if dashboard.startswith("http://") else f"http://{dashboard}"
-    cmd = ["if", "!", "ray", "job", "status", "--address", address, job_id, ">/dev/null", "2>&1",
-           ";", "then", "ray", "job", "submit", "--address", address, "--no-wait"]  # fmt: skip
+    cmd: list[str] = []
     if (env := runtime_env(rayjob)) is not None:
         cmd += ["--runtime-env-json", shlex.quote(json.dumps(env, separators=(",", ":")))]
     cluster_spec = s.get("rayClusterSpec")
@@ -196,9 +209,68 @@ def submit_command(rayjob: Body, dashboard: str, job_id: str) -> list[str]:
         cmd += ["--entrypoint-num-gpus", f"{float(s['entrypointNumGpus']):f}"]
     if s.get("entrypointResources"):
         cmd += ["--entrypoint-resources", shlex.quote(s["entrypointResources"])]
-    cmd += ["--", (s.get("entrypoint") or "").strip(), ";", "fi", ";"]
+    return [*cmd, "--", (s.get("entrypoint") or "").strip(), ";"]
+
+
+def submit_command(rayjob: Body, dashboard: str, job_id: str) -> list[str]:
+    """The submitter's shell words, KubeRay's K8sJobMode sequence: submit unless a job
+    with this ID exists already (a retried submitter pod must not submit twice), with
+    `--no-wait`, then follow the job's logs until it ends. Values are single-quoted for
+    the shell (KubeRay double-quotes them, which lets the shell expand `$`)."""
+    address = dashboard if dashboard.startswith("http://") else f"http://{dashboard}"
+    cmd = ["if", "!", "ray", "job", "status", "--address", address, job_id, ">/dev/null", "2>&1",
+           ";", "then", "ray", "job", "submit", "--address", address, "--no-wait"]  # fmt: skip
+    cmd += [*_submit_options(rayjob, job_id), "fi", ";"]
     cmd += ["ray", "job", "logs", "--address", address, "--follow", shlex.quote(job_id)]
     return cmd
+
+
+def head_dashboard_port(cluster_spec: Body) -> int:
+    """The Ray head container's port named `dashboard`, else 8265."""
+    head = (cluster_spec.get("headGroupSpec") or {}).get("template") or {}
+    containers = (head.get("spec") or {}).get("containers") or [{}]
+    for port in containers[c.RAY_CONTAINER_INDEX].get("ports") or []:
+        if port.get("name") == "dashboard" and port.get("containerPort"):
+            return int(port["containerPort"])
+    return c.DASHBOARD_PORT
+
+
+def sidecar_submit_command(rayjob: Body, job_id: str) -> list[str]:
+    """SidecarMode's shell words: wait until the dashboard in the same pod reports a
+    healthy GCS, then one `ray job submit` that waits for the job and prints its logs,
+    so the container's exit code is the job's outcome (0 succeeded, 1 failed). No
+    status guard: with `restartPolicy: Never` the container never runs twice."""
+    port = head_dashboard_port(spec(rayjob).get("rayClusterSpec") or {})
+    address = f"http://127.0.0.1:{port}"
+    probe = (
+        "import sys, urllib.request; "
+        f"body = urllib.request.urlopen('http://localhost:{port}{c.DASHBOARD_GCS_HEALTH_PATH}', "
+        f"timeout={c.SIDECAR_HEALTH_TIMEOUT_SECONDS}).read(); "
+        "sys.exit(0 if b'success' in body else 1)"
+    )
+    cmd = ["until", "python", "-c", shlex.quote(probe), ">/dev/null", "2>&1", ";",
+           "do", "echo", shlex.quote(f"Waiting for the Ray dashboard's GCS at {address} ..."),
+           ";", "sleep", str(c.SIDECAR_WAIT_INTERVAL_SECONDS), ";", "done", ";",
+           "ray", "job", "submit", "--address", address]  # fmt: skip
+    return [*cmd, *_submit_options(rayjob, job_id)]
+
+
+def sidecar_container(rayjob: Body, ray_cluster: Body, job_id: str) -> Body:
+    """SidecarMode's submitter, a container of the head pod: KubeRay's default
+    submitter container (the head's image) running `sidecar_submit_command`. Its
+    `RAY_DASHBOARD_ADDRESS` is status.dashboardURL when the cluster is made, which is
+    empty then, as with KubeRay. With token auth it gets the cluster's token."""
+    container = _default_submitter_container(ray_cluster.get("spec") or {})
+    container["command"] = ["/bin/bash", "-ce", "--"]
+    container["args"] = [" ".join(sidecar_submit_command(rayjob, job_id))]
+    dashboard = ((rayjob.get("status") or {}).get("dashboardURL")) or ""
+    container["env"] = [
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": c.ENV_DASHBOARD_ADDRESS, "value": dashboard},
+        {"name": c.ENV_SUBMISSION_ID, "value": job_id},
+    ]
+    auth.add_to_container(ray_cluster, container)
+    return container
 
 
 def _default_submitter_container(cluster_spec: Body) -> Body:

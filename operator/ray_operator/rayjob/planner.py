@@ -38,11 +38,35 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class HeadPod:
+    """A head pod of the job's RayCluster, as SidecarMode needs it: the state of its
+    submitter container (`containerStatuses[].state`, {} before it is reported)."""
+
+    name: str
+    submitter: Body
+
+    @classmethod
+    def from_dict(cls, pod: Body) -> HeadPod:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        state = next(
+            (x.get("state") or {} for x in statuses if x.get("name") == c.SUBMITTER_CONTAINER_NAME),
+            {},
+        )
+        return cls(name=pod["metadata"]["name"], submitter=state)
+
+    @property
+    def terminated(self) -> Body | None:
+        return self.submitter.get("terminated")
+
+
+@dataclass(frozen=True)
 class Observed:
     rayjob: Body
     now: dt.datetime
     cluster: Body | None = None  # the RayCluster named in status.rayClusterName
     submitter: Body | None = None  # the K8sJobMode batch Job
+    # SidecarMode: the RayCluster's head pods (None: not looked at).
+    head_pods: tuple[HeadPod, ...] | None = None
     job: JobInfo | None = None  # None: not asked
     suffix: str = "xxxxx"  # the random part of new names (the shell draws it)
     cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
@@ -111,16 +135,36 @@ def _controlled_by(obj: Body, rayjob: Body) -> bool:
     )
 
 
-def _finished_at(submitter: Body | None) -> tuple[dt.datetime | None, Body | None]:
-    """When the submitter Job finished (Complete or Failed), and its Failed condition."""
+def _finished_at(submitter: Body | None) -> tuple[dt.datetime | None, str | None]:
+    """When the submitter Job finished (Complete or Failed), and why it failed."""
     finished, failed = None, None
     for cond in ((submitter or {}).get("status") or {}).get("conditions") or []:
         if cond.get("status") != "True" or cond.get("type") not in ("Complete", "Failed"):
             continue
         finished = _parse(cond.get("lastTransitionTime")) or finished
         if cond["type"] == "Failed":
-            failed = cond
+            failed = (
+                f"the submitter Job failed: {cond.get('reason', '')}: {cond.get('message', '')}"
+            )
     return finished, failed
+
+
+def _sidecar_finished(head: HeadPod) -> tuple[dt.datetime | None, str | None]:
+    """When the head pod's submitter container ended, and why it failed: `ray job
+    submit` exits 0 when the job succeeded, 1 when it failed."""
+    ended = head.terminated
+    if ended is None:
+        return None, None
+    # A kubelet always reports finishedAt; without one it counts as long ago (KubeRay
+    # reads the zero time).
+    finished = _parse(ended.get("finishedAt")) or dt.datetime.min.replace(tzinfo=dt.UTC)
+    code = ended.get("exitCode")
+    if code in (0, None):
+        return finished, None
+    return finished, (
+        f"container {c.SUBMITTER_CONTAINER_NAME} of head pod {head.name} terminated with "
+        f"exit code {code}: {ended.get('reason') or ''}"
+    )
 
 
 def plan(obs: Observed) -> Decision:
@@ -269,7 +313,7 @@ def _cluster_or_create(obs: Observed, d: Decision) -> Body | None:
                 d.warnings.append(("RayClusterNotFound", msg))
             st["message"] = msg
         else:
-            body = b.cluster(rayjob, name)
+            body = b.cluster(rayjob, name, st.get("jobId") or "")
             d.actions.append(
                 Action(
                     "create-cluster",
@@ -375,21 +419,33 @@ def _running(obs: Observed, d: Decision, now: str) -> None:
     d.requeue = _sooner(d.requeue, c.JOB_POLL_SECONDS)
     mode = b.mode(rayjob)
     finished_at = None
-    if mode == c.MODE_K8S_JOB:
-        if obs.submitter is None:  # deleted by hand: it never submits twice, recreate it
-            _create_submitter(obs, d, ray_cluster)
-            return
-        finished_at, failed = _finished_at(obs.submitter)
-        if failed is not None:
+    if mode in (c.MODE_K8S_JOB, c.MODE_SIDECAR):
+        if mode == c.MODE_K8S_JOB:
+            if obs.submitter is None:  # deleted by hand: it never submits twice, recreate it
+                _create_submitter(obs, d, ray_cluster)
+                return
+            finished_at, failure = _finished_at(obs.submitter)
+        else:
+            if obs.head_pods is None:
+                return  # not looked at: wait for a pass that did
+            if len(obs.head_pods) > 1:  # being replaced: judge the one that stays
+                return
+            if not obs.head_pods:
+                st.update(
+                    jobDeploymentStatus=c.DEPLOY_FAILED,
+                    reason=c.REASON_APP_FAILED,
+                    message=f"the head pod of RayCluster {st['rayClusterName']} is gone: "
+                    f"{c.MODE_SIDECAR} submits from it",
+                )
+                return
+            finished_at, failure = _sidecar_finished(obs.head_pods[0])
+        if failure is not None:
             st["jobDeploymentStatus"] = c.DEPLOY_FAILED
             if st.get("jobStatus") == c.JOB_FAILED:
                 st["reason"] = c.REASON_APP_FAILED
             else:
                 st["reason"] = c.REASON_SUBMISSION_FAILED
-                st["message"] = (
-                    f"the submitter Job failed: {failed.get('reason', '')}: "
-                    f"{failed.get('message', '')}"
-                )
+                st["message"] = failure
             return
         if finished_at is not None:
             timeout = finished_at + dt.timedelta(seconds=c.SUBMITTER_FINISHED_TIMEOUT_SECONDS)
@@ -443,7 +499,7 @@ def _running(obs: Observed, d: Decision, now: str) -> None:
     info = job.info or {}
     job_status = info.get("status") or ""
     terminal = job_status in c.JOB_TERMINAL
-    if mode == c.MODE_K8S_JOB:
+    if mode in (c.MODE_K8S_JOB, c.MODE_SIDECAR):
         terminal = terminal and finished_at is not None  # its logs are complete
     ds, reason = c.DEPLOY_RUNNING, ""
     if terminal:

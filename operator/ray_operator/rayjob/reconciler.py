@@ -24,9 +24,10 @@ from .. import constants as c
 from .. import metrics
 from ..builders import auth
 from ..kube import KubeApi, LostLeadership
+from ..observed import controller_uid
 from . import builders as b
 from .dashboard import DEFAULT_TIMEOUT, Dashboard, DashboardError
-from .planner import ACTIVE, FINALIZER, Action, Decision, JobInfo, Observed, plan
+from .planner import ACTIVE, FINALIZER, Action, Decision, HeadPod, JobInfo, Observed, plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,12 +93,16 @@ class RayJobReconciler:
         if b.mode(rayjob) == c.MODE_K8S_JOB and ds != c.DEPLOY_NEW:
             submitter = await self._call(self.api.get_batch_job, namespace, name)
         deleting = bool(rayjob["metadata"].get("deletionTimestamp"))
+        head_pods = None
         if ds == c.DEPLOY_RUNNING and not deleting and ray_cluster is not None:
+            if b.mode(rayjob) == c.MODE_SIDECAR:
+                head_pods = await self._head_pods(ray_cluster)
             job = await self._job_info(ray_cluster, status.get("jobId") or "")
         decision = plan(
             Observed(
                 rayjob=rayjob, now=self._clock(), cluster=ray_cluster, submitter=submitter,
-                job=job, suffix=b.random_suffix(), cluster_domain=self.config.cluster_domain,
+                head_pods=head_pods, job=job, suffix=b.random_suffix(),
+                cluster_domain=self.config.cluster_domain,
             )
         )  # fmt: skip
         for reason, message in decision.warnings:
@@ -110,6 +115,14 @@ class RayJobReconciler:
             self._own_writes[(namespace, name)] = version
             _log_transition(rayjob, status, decision)
         return decision.requeue
+
+    async def _head_pods(self, ray_cluster: dict[str, Any]) -> tuple[HeadPod, ...]:
+        """The head pods the RayCluster controls (a labelled stranger does not count)."""
+        meta = ray_cluster["metadata"]
+        pods = await self._call(self.api.list_head_pods, meta["namespace"], meta["name"])
+        return tuple(
+            HeadPod.from_dict(p) for p in pods if controller_uid(p["metadata"]) == meta.get("uid")
+        )
 
     async def _client(self, ray_cluster: dict[str, Any]) -> Dashboard:
         """The dashboard of the job's cluster. With token auth (`authOptions.mode:
