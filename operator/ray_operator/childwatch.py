@@ -105,10 +105,14 @@ class ChildWatcher:
         retry_seconds: float = 2.0,
         timeout: float = DEFAULT_TIMEOUT,
         health: Health | None = None,
+        services_changed: Callable[[Iterable[Wake]], None] | None = None,
     ) -> None:
         self.api = api
         self.paths = collection_paths(namespaces)
         self.wake = wake
+        # told first of the clusters a Service event concerns (the reconciler's copy
+        # of their head Service is stale), then `wake` as for any child
+        self.services_changed = services_changed
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.health = health or Health()
@@ -152,8 +156,14 @@ class ChildWatcher:
             for item in page.get("items") or []:
                 found.update(wakes(item))
         if found:
-            self.wake(found)
+            self._wake(path, found)
         return page["metadata"]["resourceVersion"]
+
+    def _wake(self, path: str, found: Iterable[Wake]) -> None:
+        if self.services_changed is not None and path.endswith("/services"):
+            found = tuple(found)
+            self.services_changed(found)
+        self.wake(found)
 
     def _watch(self, path: str, version: str) -> str:
         query = [
@@ -168,7 +178,7 @@ class ChildWatcher:
             seen, found = handle_event(event)
             version = seen or version
             if found:
-                self.wake(found)
+                self._wake(path, found)
             if self._stop.is_set():
                 break
         self.health.beat(part)  # the server ended the request: it is alive

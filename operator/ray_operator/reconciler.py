@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import dataclasses
 import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,7 +37,7 @@ from .builders.groups import head_service_name
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
-from .observed import ObservedPod, controller_uid, owned_by
+from .observed import ObservedPod, ObservedService, controller_uid, owned_by
 from .planner import Builders, default_builders, head_service_taken, plan
 from .spec import autoscaling_enabled, managed_by_us
 from .status import compute_status, status_changed
@@ -84,8 +85,29 @@ class Reconciler:
         # versions of RayCluster events that arrived while a status write was in flight.
         self._own_writes: dict[Key, str] = {}
         self._during_write: dict[Key, list[str | None]] = {}
+        # The newest body of each RayCluster its watch delivered: a pass starts from it
+        # instead of a GET. Not while our last status write has not come back through
+        # the watch (the body would lack it), nor after a resync cleared it.
+        self._watched: dict[Key, dict[str, Any]] = {}
+        self._unseen_write: set[Key] = set()
+        # The head Service as last read, until a Service event of the cluster arrives
+        # (the child watch sees every change of it, ours included) or a resync. The
+        # epoch counts those events, so a GET that overlapped one is not kept.
+        self._services: dict[Key, ObservedService] = {}
+        self._service_epoch: dict[Key, int] = {}
 
     # -- what the watches ask ----------------------------------------------------------
+
+    def observe(self, key: Key, body: dict[str, Any]) -> None:
+        """The RayCluster watch delivered this body (on the event loop, before
+        is_own_write). The pass copies it: nothing here is ever modified."""
+        self._watched[key] = body
+
+    def service_changed(self, keys: Iterable[Key]) -> None:
+        """A Service labelled for these clusters changed (on the event loop)."""
+        for key in keys:
+            self._services.pop(key, None)
+            self._service_epoch[key] = self._service_epoch.get(key, 0) + 1
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """True for the watch event of our own status write: the pass that wrote it saw
@@ -96,7 +118,10 @@ class Reconciler:
         if key in self._during_write:
             self._during_write[key].append(resource_version)
             return True
-        return resource_version is not None and self._own_writes.get(key) == resource_version
+        own = resource_version is not None and self._own_writes.get(key) == resource_version
+        if own:
+            self._unseen_write.discard(key)
+        return own
 
     def is_gone(self, uid: str | None) -> bool:
         """True if the RayCluster with this uid was deleted: its children's events
@@ -106,8 +131,12 @@ class Reconciler:
     def forget(self, key: Key, uid: str | None = None) -> None:
         """The RayCluster is gone: drop what we kept about it."""
         uid = uid or self._uids.get(key)
-        for kept in (self._ensured, self._uids, self._own_writes, self._strangers_reported):
+        for kept in (
+            self._ensured, self._uids, self._own_writes, self._strangers_reported, self._watched,
+            self._services, self._service_epoch,
+        ):  # fmt: skip
             kept.pop(key, None)
+        self._unseen_write.discard(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
         if uid:
             self._gone[uid] = None
@@ -117,8 +146,11 @@ class Reconciler:
     def recheck_children(self) -> None:
         """Check every child again on the next pass (the periodic resync): nothing
         watches the autoscaler's RBAC objects, so one deleted by hand comes back only
-        through this."""
+        through this. RayClusters are read again too, in case their watch missed an
+        event."""
         self._ensured.clear()
+        self._watched.clear()
+        self._services.clear()
 
     # -- the pass ----------------------------------------------------------------------
 
@@ -158,7 +190,7 @@ class Reconciler:
 
     async def _reconcile(self, namespace: str, name: str) -> float | None:
         key = (namespace, name)
-        cluster = await self._call(self.api.get_cluster, namespace, name)
+        cluster = await self._read_cluster(key)
         if cluster is None:
             self.forget(key)
             return None  # deleted: garbage collection removes the children
@@ -172,9 +204,7 @@ class Reconciler:
 
         pods, service = await asyncio.gather(
             self._call(self.api.list_cluster_pods, namespace, name),
-            self._call(
-                self.api.get_service, namespace, head_service_name(cluster)
-            ),  # then ownership
+            self._head_service(key, head_service_name(cluster), uid),  # then ownership
         )
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
@@ -185,13 +215,17 @@ class Reconciler:
         todo.problems += auth_problems
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
-        failures = await self._execute(cluster, todo)
+        failures, pods_written = await self._execute(cluster, todo)
 
         previous = cluster.get("status") or {}
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
         self.states[f"{namespace}/{name}"] = status.get("state", "")
         changed_meanwhile = False
-        if status_changed(previous, status):
+        if pods_written and not failures and not todo.problems:
+            # The watch events of the pods this pass created or deleted bring another
+            # pass, which writes the status then: one write instead of two per change.
+            pass
+        elif status_changed(previous, status):
             try:
                 changed_meanwhile = await self._write_status(key, status)
             except ApiException as err:
@@ -206,6 +240,32 @@ class Reconciler:
         # No watch sees Secrets: look again soon for the one that was missing.
         return self.config.retry_after_failure if failures or auth_problems else None
 
+    async def _read_cluster(self, key: Key) -> dict[str, Any] | None:
+        """The RayCluster as its watch last delivered it, else from a GET (kept for the
+        next passes unless the watch delivered a body meanwhile). Pods are always
+        listed afresh: only they decide what to create, so a stale RayCluster can
+        delay a change until its event's pass, never create a pod twice."""
+        watched = self._watched.get(key)
+        if watched is not None and key not in self._unseen_write:
+            return copy.deepcopy(watched)
+        cluster = await self._call(self.api.get_cluster, *key)
+        if cluster is not None and key not in self._watched and key not in self._unseen_write:
+            self._watched[key] = copy.deepcopy(cluster)
+        return cluster
+
+    async def _head_service(self, key: Key, name: str, uid: str) -> ObservedService | None:
+        """The head Service: our copy while no event of it arrived, else a GET. Only a
+        copy of this very cluster's own Service is used (a same-named cluster deleted
+        and created again gets a new uid)."""
+        kept = self._services.get(key)
+        if kept is not None and kept.name == name and kept.owner_uid == uid:
+            return kept
+        epoch = self._service_epoch.get(key, 0)
+        service = await self._call(self.api.get_service, key[0], name)
+        if service is not None and self._service_epoch.get(key, 0) == epoch:
+            self._services[key] = service
+        return service
+
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
         self._during_write[key] = []
@@ -214,6 +274,8 @@ class Reconciler:
         finally:
             during = self._during_write.pop(key)
         self._own_writes[key] = version
+        if version not in during:  # its watch event is still to come
+            self._unseen_write.add(key)
         return any(seen != version for seen in during)
 
     def _report_strangers(self, cluster: dict[str, Any], strangers: list[ObservedPod]) -> None:
@@ -236,7 +298,8 @@ class Reconciler:
 
     # -- acting on the plan ------------------------------------------------------------
 
-    async def _execute(self, cluster: dict[str, Any], todo: Plan) -> list[Failure]:
+    async def _execute(self, cluster: dict[str, Any], todo: Plan) -> tuple[list[Failure], int]:
+        """Act on the plan: (failures, how many pods were created or deleted)."""
         failures: list[Failure] = []
         rbac_blocked = False
         for obj in todo.ensure:
@@ -261,7 +324,7 @@ class Reconciler:
         failures += [f for f in results if f is not None]
         self.events.pods_written(cluster, done)
         failures += await self._stamp(cluster, todo.stamps)
-        return failures
+        return failures, len(done)
 
     async def _stamp(self, cluster: dict[str, Any], stamps: list[PodStamp]) -> list[Failure]:
         """Adopt pods that lack our template hash (KubeRay's, after a migration) by

@@ -74,3 +74,20 @@ def test_all_namespaces_or_each_given_one():
         "/api/v1/namespaces/b/pods",
         "/api/v1/namespaces/b/services",
     ]
+
+
+def test_service_events_are_reported_as_such_before_the_wake():
+    """The reconciler drops its copy of a head Service before the pass it wakes."""
+    from ray_operator.childwatch import ChildWatcher
+
+    calls = []
+    watcher = ChildWatcher(
+        None,  # type: ignore[arg-type]  # no request is made
+        [],
+        lambda found: calls.append(("wake", tuple(found))),
+        services_changed=lambda found: calls.append(("services", tuple(found))),
+    )
+    wake = ((("ns", "rc"), "uid-rc"),)
+    watcher._wake("/api/v1/services", wake)
+    watcher._wake("/api/v1/pods", wake)
+    assert calls == [("services", wake), ("wake", wake), ("wake", wake)]
