@@ -105,7 +105,7 @@ class ChildWatcher:
         retry_seconds: float = 2.0,
         timeout: float = DEFAULT_TIMEOUT,
         health: Health | None = None,
-        services_changed: Callable[[Iterable[Wake]], None] | None = None,
+        services_changed: Callable[[Iterable[Wake], str | None], None] | None = None,
     ) -> None:
         self.api = api
         self.paths = collection_paths(namespaces)
@@ -159,10 +159,11 @@ class ChildWatcher:
             self._wake(path, found)
         return page["metadata"]["resourceVersion"]
 
-    def _wake(self, path: str, found: Iterable[Wake]) -> None:
+    def _wake(self, path: str, found: Iterable[Wake], version: str | None = None) -> None:
+        """`version`: the child's resourceVersion (one event), None after a list."""
         if self.services_changed is not None and path.endswith("/services"):
             found = tuple(found)
-            self.services_changed(found)
+            self.services_changed(found, version)
         self.wake(found)
 
     def _watch(self, path: str, version: str) -> str:
@@ -178,7 +179,7 @@ class ChildWatcher:
             seen, found = handle_event(event)
             version = seen or version
             if found:
-                self._wake(path, found)
+                self._wake(path, found, seen)
             if self._stop.is_set():
                 break
         self.health.beat(part)  # the server ended the request: it is alive

@@ -138,8 +138,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         def wake_children(found: Iterable[Wake]) -> None:  # on the loop
             queue.add_all(key for key, uid in found if not reconciler.is_gone(uid))
 
-        def services_changed(found: Iterable[Wake]) -> None:  # on the loop
-            reconciler.service_changed(key for key, _ in found)
+        def services_changed(found: Iterable[Wake], version: str | None) -> None:  # on the loop
+            reconciler.service_changed((key for key, _ in found), version)
 
         # Its own client: watch requests hold their connections for a while.
         watcher = ChildWatcher(
@@ -149,8 +149,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             timeout=config.watch_timeout,
             health=health,
             # the same queue of callbacks as the wakes: the copy is dropped first
-            services_changed=lambda found: loop.call_soon_threadsafe(
-                services_changed, tuple(found)
+            services_changed=lambda found, version: loop.call_soon_threadsafe(
+                services_changed, tuple(found), version
             ),
         )
         state.update(reconciler=reconciler, queue=queue, watcher=watcher)

@@ -95,6 +95,7 @@ class Reconciler:
         # epoch counts those events, so a GET that overlapped one is not kept.
         self._services: dict[Key, ObservedService] = {}
         self._service_epoch: dict[Key, int] = {}
+        self._service_event: dict[Key, str | None] = {}  # version of the last event
 
     # -- what the watches ask ----------------------------------------------------------
 
@@ -103,11 +104,28 @@ class Reconciler:
         is_own_write). The pass copies it: nothing here is ever modified."""
         self._watched[key] = body
 
-    def service_changed(self, keys: Iterable[Key]) -> None:
-        """A Service labelled for these clusters changed (on the event loop)."""
+    def service_changed(self, keys: Iterable[Key], version: str | None = None) -> None:
+        """A Service labelled for these clusters changed (on the event loop); `version`,
+        its resourceVersion if known. The event of the very version we hold (our own
+        create) is no news."""
         for key in keys:
+            kept = self._services.get(key)
+            if kept is not None and version is not None and kept.resource_version == version:
+                continue
             self._services.pop(key, None)
             self._service_epoch[key] = self._service_epoch.get(key, 0) + 1
+            self._service_event[key] = version
+
+    def _keep_service(self, key: Key, service: ObservedService, epoch: int) -> None:
+        """Keep what a read or our create returned, unless an event of another version
+        of the Service arrived since it was sent."""
+        now = self._service_epoch.get(key, 0)
+        if now == epoch or (
+            now == epoch + 1
+            and service.resource_version is not None
+            and self._service_event.get(key) == service.resource_version
+        ):
+            self._services[key] = service
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """True for the watch event of our own status write: the pass that wrote it saw
@@ -133,7 +151,7 @@ class Reconciler:
         uid = uid or self._uids.get(key)
         for kept in (
             self._ensured, self._uids, self._own_writes, self._strangers_reported, self._watched,
-            self._services, self._service_epoch,
+            self._services, self._service_epoch, self._service_event,
         ):  # fmt: skip
             kept.pop(key, None)
         self._unseen_write.discard(key)
@@ -204,7 +222,7 @@ class Reconciler:
 
         pods, service = await asyncio.gather(
             self._call(self.api.list_cluster_pods, namespace, name),
-            self._head_service(key, head_service_name(cluster), uid),  # then ownership
+            self._head_service(key, head_service_name(cluster), uid, not cluster.get("status")),
         )
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
@@ -253,17 +271,23 @@ class Reconciler:
             self._watched[key] = copy.deepcopy(cluster)
         return cluster
 
-    async def _head_service(self, key: Key, name: str, uid: str) -> ObservedService | None:
-        """The head Service: our copy while no event of it arrived, else a GET. Only a
+    async def _head_service(
+        self, key: Key, name: str, uid: str, new: bool
+    ) -> ObservedService | None:
+        """The head Service (ownership is checked by the caller): our copy while no
+        event of it arrived, else a GET; none for a cluster never reconciled (no status
+        yet), whose create finds an existing one all the same (409, then a GET). Only a
         copy of this very cluster's own Service is used (a same-named cluster deleted
         and created again gets a new uid)."""
         kept = self._services.get(key)
         if kept is not None and kept.name == name and kept.owner_uid == uid:
             return kept
+        if new:
+            return None
         epoch = self._service_epoch.get(key, 0)
         service = await self._call(self.api.get_service, key[0], name)
-        if service is not None and self._service_epoch.get(key, 0) == epoch:
-            self._services[key] = service
+        if service is not None:
+            self._keep_service(key, service, epoch)
         return service
 
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
@@ -371,13 +395,17 @@ class Reconciler:
             obj = auth.with_token(obj, secrets.token_bytes(auth.TOKEN_BYTES))
         # The planner asks for the head Service only when it saw none: no GET first.
         head_service = kind == "Service" and name == head_service_name(cluster)
+        key = (meta["namespace"], meta["name"])
+        epoch = self._service_epoch.get(key, 0)
         created, found = await self._call(self.api.create_or_get, obj, not head_service)
-        if controller_uid(found) != meta["uid"]:
+        if controller_uid(found.get("metadata") or {}) != meta["uid"]:
             todo.problems.append(_name_taken(kind, name))
             return False
-        if created:
+        if created and kind != "Service":  # a Service is nothing a user acts on
             self.events.post(cluster, "Normal", f"Created{kind}", f"Created {kind} {name}")
-        if not head_service:  # the head Service is observed on every pass anyway
+        if head_service:  # observed on every pass: from here on, our copy
+            self._keep_service(key, ObservedService.from_dict(found), epoch)
+        else:
             ensured.add((meta["uid"], kind, name))
         return True
 

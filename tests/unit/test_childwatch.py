@@ -85,9 +85,9 @@ def test_service_events_are_reported_as_such_before_the_wake():
         None,  # type: ignore[arg-type]  # no request is made
         [],
         lambda found: calls.append(("wake", tuple(found))),
-        services_changed=lambda found: calls.append(("services", tuple(found))),
+        services_changed=lambda found, v: calls.append(("services", tuple(found), v)),
     )
     wake = ((("ns", "rc"), "uid-rc"),)
-    watcher._wake("/api/v1/services", wake)
-    watcher._wake("/api/v1/pods", wake)
-    assert calls == [("services", wake), ("wake", wake), ("wake", wake)]
+    watcher._wake("/api/v1/services", wake, "7")
+    watcher._wake("/api/v1/pods", wake, "8")
+    assert calls == [("services", wake, "7"), ("wake", wake), ("wake", wake)]

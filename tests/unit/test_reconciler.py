@@ -61,10 +61,10 @@ class FakeApi:
     def create_or_get(self, obj: dict[str, Any], check_first: bool = True):
         kind, name = obj["kind"], obj["metadata"]["name"]
         if (kind, name) in self.existing:
-            return False, self.existing[(kind, name)]
+            return False, {"metadata": self.existing[(kind, name)]}
         self.calls.append(("create", kind, name))
         self.existing[(kind, name)] = obj["metadata"]
-        return True, obj["metadata"]
+        return True, obj
 
     def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
         if self.status_gone:
@@ -227,27 +227,56 @@ class CountingApi(FakeApi):
         self.calls.append(("get_service", name))
         return self.service
 
+    def create_or_get(self, obj: dict[str, Any], check_first: bool = True):
+        created, found = super().create_or_get(obj, check_first)
+        if created:
+            found = {**found, "metadata": {**found["metadata"], "resourceVersion": "5"}}
+        return created, found
+
+
+def reconciled_before() -> dict[str, Any]:
+    return {**stored(), "status": {"state": "ready"}}
+
 
 def test_the_head_service_is_read_once_until_an_event_of_it_arrives():
-    api = CountingApi(stored())
-    api.service = ObservedService("rc-head-svc", "10.0.0.1", (), owner_uid=UID)
+    api = all_there(CountingApi(reconciled_before()))
     reconciler = Reconciler(api)  # type: ignore[arg-type]
     reconcile(api, reconciler)
     reconcile(api, reconciler)
     assert api.calls.count(("get_service", "rc-head-svc")) == 1
     api.service = None  # deleted by hand: its watch event comes
-    reconciler.service_changed([("ns", "rc")])
+    reconciler.service_changed([("ns", "rc")], "4")
     reconcile(api, reconciler)
     assert api.calls.count(("get_service", "rc-head-svc")) == 2
     assert ("create", "Service", "rc-head-svc") in api.calls  # made again at once
+    reconciler.service_changed([("ns", "rc")], "5")  # the event of our own create
+    reconcile(api, reconciler)
+    assert api.calls.count(("get_service", "rc-head-svc")) == 2
+
+
+def test_a_new_cluster_creates_its_head_service_without_reading_it_first():
+    api = CountingApi(stored())  # no status: never reconciled
+    reconciler = reconcile(api)
+    all_there(api)
+    reconcile(api, reconciler)  # the create's answer is our copy
+    assert ("get_service", "rc-head-svc") not in api.calls
+    assert api.calls.count(("create", "Service", "rc-head-svc")) == 1
+
+
+def test_a_read_that_overlapped_an_event_of_another_version_is_not_kept():
+    api = all_there(CountingApi(reconciled_before()))
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    epoch = reconciler._service_epoch.get(("ns", "rc"), 0)
+    reconciler.service_changed([("ns", "rc")], "9")  # arrived while the GET was out
+    reconciler._keep_service(("ns", "rc"), api.service, epoch)
+    assert ("ns", "rc") not in reconciler._services
 
 
 def test_a_kept_head_service_of_a_former_cluster_of_that_name_is_not_used():
-    api = CountingApi(stored())
-    api.service = ObservedService("rc-head-svc", "10.0.0.1", (), owner_uid=UID)
+    api = all_there(CountingApi(reconciled_before()))
     reconciler = Reconciler(api)  # type: ignore[arg-type]
     reconcile(api, reconciler)
-    api.cluster = stored()
+    api.cluster = reconciled_before()
     api.cluster["metadata"]["uid"] = "uid-new"
     reconciler.recheck_children()  # (or its ADDED event) the new cluster is read
     reconciler._services[("ns", "rc")] = api.service  # as if kept across the deletion
