@@ -152,6 +152,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             services_changed=lambda found, version: loop.call_soon_threadsafe(
                 services_changed, tuple(found), version
             ),
+            # kopf's listing of every RayCluster reconciles each at start-up anyway
+            wake_on_first_list=False,
         )
         state.update(reconciler=reconciler, queue=queue, watcher=watcher)
         _watch_health(health, queue, config.pass_timeout)
