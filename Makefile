@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := $(shell bash -c 'echo $${RAY_OPERATOR_TOOLS:-$$HOME/.cache/ray-operator-tools}')/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv tools real-node-deps images lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
+.PHONY: help venv tools real-node-deps test-deps images lint format crds test test-unit test-integration demo bench cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ tools: ## build the pinned Go tools into the cache (skips what is there)
 real-node-deps: ## real nodes: Debian packages (root) + kubelet, kube-proxy, CoreDNS, pause
 	bash ci/real-node-deps.sh
 
+test-deps: ## Debian packages the integration tests use (redis-server; root)
+	bash ci/test-deps.sh
+
 images: venv real-node-deps ## Ray and operator images as OCI archives (no registry, no daemon; cached)
 	$(PY) -m ray_operator_dev.devcluster.images
 
@@ -42,13 +45,13 @@ crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from the 
 	$(PY) -m ray_operator_dev.crd.generate
 	$(PY) -m ray_operator_dev.crd.docs
 
-test: tools real-node-deps venv lint ## everything: lint, unit, chart, integration and real-node tests
+test: tools real-node-deps test-deps venv lint ## everything: lint, unit, chart, integration and real-node tests
 	$(VENV)/bin/pytest tests
 
 test-unit: venv ## unit tests only (no control plane)
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: tools venv ## integration tests on a local control plane
+test-integration: tools test-deps venv ## integration tests on a local control plane
 	$(VENV)/bin/pytest tests/integration
 
 demo: tools venv ## the main job: control plane, chart, operator, a heterogeneous RayCluster

@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-pods", type=_ints, help="scenario 6 (default 1000,5000)")
     p.add_argument("--unrelated-pods", type=int, help="scenario 6 (default 10000)")
     p.add_argument("--resync-clusters", type=int, help="scenario 8 (default 1000)")
+    p.add_argument("--rayjobs", type=int, help="scenario 9 (default 50)")
     p.add_argument("--pods-per-node", type=int, default=250, help="kwok node size")
     p.add_argument(
         "--operator-pythonpath",
@@ -111,6 +112,7 @@ def make_config(args: argparse.Namespace) -> Config:
             unrelated_pods=1000,
             resync_clusters=100,
             resync_namespaces=2,
+            rayjobs=10,
         )
     overrides = {
         "repeat": args.repeat,
@@ -123,6 +125,7 @@ def make_config(args: argparse.Namespace) -> Config:
         "memory_ray_pods": args.memory_pods,
         "unrelated_pods": args.unrelated_pods,
         "resync_clusters": args.resync_clusters,
+        "rayjobs": args.rayjobs,
     }
     for key, value in overrides.items():
         if value is not None:

@@ -40,6 +40,7 @@ RESOURCES = (
     ("events.k8s.io", "events"),
     ("", "serviceaccounts"),
     ("", "namespaces"),
+    ("batch", "jobs"),  # GCS fault tolerance: the Redis cleanup Jobs (watched)
     ("rbac.authorization.k8s.io", "roles"),
     ("rbac.authorization.k8s.io", "rolebindings"),
     ("ray.io", "rayclusters"),
@@ -50,7 +51,6 @@ RESOURCES = (
     ("ray.io", "rayjobs"),
     ("ray.io", "rayservices"),
     ("ray.io", "raycronjobs"),
-    ("batch", "jobs"),
     ("networking.k8s.io", "ingresses"),
     ("", "endpoints"),
 )

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_operator import constants as c
+from ray_operator_dev.devcluster.controlplane import free_port
 from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
 
 from .apimetrics import ApiCost, Snapshot
 from .env import BENCH_LABEL, KUBERAY, Bench, worker_pod_shape
+from .fakedashboard import FakeDashboards
 from .report import Results
 from .watch import PodWatch, RayClusterWatch
 
@@ -44,6 +46,8 @@ class Config:
     resync_clusters: int = 1000  # head-only RayClusters
     resync_namespaces: int = 10
     resync_interval: float = 20.0  # --resync-seconds for the measured operator
+    rayjobs: int = 50  # small RayJobs (head + 1 worker), HTTPMode, fake dashboards
+    rayjob_seconds: float = 2.0  # how long each (fake) Ray job runs
 
     def peak_pods(self, selected: list[str]) -> int:
         """Most pods alive at once: the kept clusters of big, recovery, many and scale
@@ -59,6 +63,8 @@ class Config:
         together = sum(n for name, n in kept.items() if name in selected) + ceiling
         if "resync" in selected:
             together += self.resync_clusters
+        if "rayjobs" in selected:
+            together += 2 * self.rayjobs
         memory = 0
         if "memory" in selected:
             memory = max(self.memory_ray_pods, default=0) + self.unrelated_pods
@@ -632,6 +638,98 @@ class Scenarios:
             what="the next resync" if started else "a resync",
         )
 
+    # -- 9. RayJobs ------------------------------------------------------------------------
+
+    def rayjobs(self) -> None:
+        """N small RayJobs (HTTPMode, head + 1 worker, shutdownAfterJobFinishes, TTL 0)
+        applied at once, through to Complete and their clusters deleted. Each head pod
+        IP gets a fake dashboard (bench/fakedashboard.py): the job runs rayjob_seconds.
+        Per job: seconds from apply to Running (cluster ready, job handed to Ray) and
+        to Complete."""
+        if self.b.which == KUBERAY:  # it calls the dashboard by the head Service's DNS
+            log.info("rayjobs: skipped for KubeRay (its dashboard client needs cluster DNS)")
+            return
+        port = free_port()
+        for rep in range(self.cfg.repeat):
+            self._rayjob_round(rep, port)
+
+    def _rayjob_round(self, rep: int, port: int) -> None:
+        cfg, s = self.cfg, "9 rayjobs"
+        ns = self._namespace(f"rayjobs{rep}")
+        dashboards = FakeDashboards(port, cfg.rayjob_seconds)
+        body = labelled(raycluster("x", worker_group("w", 1)), "rayjobs")["spec"]
+        body["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"] = [
+            {"name": "dashboard", "containerPort": port}
+        ]
+        names = [f"job{i:03d}" for i in range(cfg.rayjobs)]
+        self._idle()
+        p = Phase(self.b)
+        applied: dict[str, float] = {}
+        for name in names:
+            self.b.custom.create_namespaced_custom_object(
+                c.GROUP, c.VERSION, ns, c.JOB_PLURAL,
+                {"apiVersion": c.API_VERSION, "kind": c.JOB_KIND, "metadata": {"name": name},
+                 "spec": {"entrypoint": "python job.py", "submissionMode": c.MODE_HTTP,
+                          "shutdownAfterJobFinishes": True, "rayClusterSpec": body}},
+            )  # fmt: skip
+            applied[name] = time.monotonic()
+        running: dict[str, float] = {}
+        complete: dict[str, float] = {}
+
+        def progress() -> bool:
+            for pod in self.b.core.list_namespaced_pod(
+                ns, label_selector=f"{c.LABEL_NODE_TYPE}={c.NODE_TYPE_HEAD}"
+            ).items:
+                if pod.status.pod_ip and pod.status.phase == "Running":
+                    dashboards.serve(pod.status.pod_ip)
+            jobs = self.b.custom.list_namespaced_custom_object(
+                c.GROUP, c.VERSION, ns, c.JOB_PLURAL
+            )["items"]
+            now = time.monotonic()
+            for job in jobs:
+                name, st = job["metadata"]["name"], job.get("status") or {}
+                if st.get("jobDeploymentStatus") in (c.DEPLOY_RUNNING, c.DEPLOY_COMPLETE):
+                    running.setdefault(name, now)  # cluster ready, the job goes to Ray
+                if st.get("jobDeploymentStatus") == c.DEPLOY_COMPLETE:
+                    complete.setdefault(name, now)
+            return len(complete) == len(names)
+
+        try:
+            wait_for(progress, cfg.timeout, interval=0.2, what="all RayJobs Complete")
+            wait_for(
+                lambda: not self.b.custom.list_namespaced_custom_object(
+                    c.GROUP, c.VERSION, ns, c.PLURAL
+                )["items"],
+                cfg.timeout, interval=0.5, what="every RayJob's cluster deleted",
+            )  # fmt: skip
+            cleaned = time.monotonic()
+            self._idle()
+        finally:
+            dashboards.close()
+        t0 = min(applied.values())
+        to_running = sorted(running[n] - applied[n] for n in names)
+        to_complete = sorted(complete[n] - applied[n] for n in names)
+        self.r.add(s, "RayJobs", len(names), "jobs")
+        self.r.add(s, "apply to Running per job, median", to_running[len(names) // 2], "s")
+        self.r.add(s, "apply to Running per job, max", to_running[-1], "s")
+        self.r.add(s, "apply to Complete per job, median", to_complete[len(names) // 2], "s")
+        self.r.add(s, "apply to all clusters deleted", cleaned - t0, "s")
+        self.r.add(s, "Ray jobs submitted", dashboards.jobs.submits, "jobs", "must be N")
+        cost, cpu = p.end()
+        phase = f"{s}: apply to all Complete and cleaned up"
+        self.r.add_api(phase, cost.as_json())
+        self.r.add_detail(phase, {"cpu_seconds": cpu})
+        self.r.add(s, "operator CPU", cpu.get("ray-operator", -1), "s")
+        self.r.add(s, "operator CPU per job", cpu.get("ray-operator", -1) / len(names), "s")
+        self.r.add(s, "operator API requests", cost.operator_total(), "requests")
+        self.r.add(s, "operator API requests per job", cost.operator_total() / len(names),
+                   "requests")  # fmt: skip
+        log.info("rayjobs rep %d: Running median %.2fs, Complete median %.2fs, all cleaned "
+                 "%.2fs, operator %.2fs CPU, %d API requests", rep,
+                 to_running[len(names) // 2], to_complete[len(names) // 2], cleaned - t0,
+                 cpu.get("ray-operator", -1), cost.operator_total())  # fmt: skip
+        self.clear([ns])
+
 
 SCENARIOS: dict[str, Callable[[Scenarios], None]] = {
     "ceiling": Scenarios.ceiling,
@@ -642,4 +740,5 @@ SCENARIOS: dict[str, Callable[[Scenarios], None]] = {
     "steady": Scenarios.steady,
     "memory": Scenarios.memory,
     "resync": Scenarios.resync,
+    "rayjobs": Scenarios.rayjobs,
 }

@@ -31,7 +31,9 @@ build_once() {
     log "built $name $version in $((SECONDS - start))s"
     touch "$dest/.done"
   fi
-  for f in "$dest"/bin/*; do ln -sf "$f" "$bin/$(basename "$f")"; done
+  for f in "$dest"/bin/*; do
+    if [[ -e "$f" ]]; then ln -sf "$f" "$bin/$(basename "$f")"; fi
+  done
 }
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 through local replace lines
@@ -225,6 +227,18 @@ build_kuberay() {
   chmod -R u+w "$dest/crds"
 }
 
+# The Prometheus Operator's own CRDs, as its module ships them (test data, no build).
+fetch_prometheus_crds() {
+  local dest=$1 version=$2 dir kind
+  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$version" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$dest/crds"
+  for kind in servicemonitors podmonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$dest/crds/"
+  done
+  chmod -R u+w "$dest/crds"
+}
+
 build_once kubernetes "$KUBERNETES_VERSION" build_kubernetes
 build_once etcd "$ETCD_VERSION" build_etcd
 build_once kwok "$KWOK_VERSION" build_kwok
@@ -232,6 +246,7 @@ build_once helm "$HELM_VERSION" build_helm
 build_once helm4 "$HELM4_VERSION" build_helm4
 build_once ct "$CT_VERSION" build_ct
 build_once kuberay "$KUBERAY_VERSION" build_kuberay
+build_once prometheus-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_prometheus_crds
 # Real nodes (opt-in, `ci/build-tools.sh --real-nodes` or `make real-node-deps`).
 if [[ "${1:-}" == "--real-nodes" ]]; then
   build_once kubernetes-node "$KUBERNETES_VERSION" build_kubernetes_node

@@ -2,7 +2,8 @@
 # What a real node needs beyond the control plane (opt-in; `make real-node-deps`):
 #   - Debian packages: containerd, runc, the CNI plugins (bridge, host-local,
 #     loopback), iptables (kube-proxy), busybox-static (the node's smoke-test image),
-#     mmdebstrap (the Debian rootfs of `make images`),
+#     mmdebstrap (the Debian rootfs of `make images`), buildah (builds
+#     operator/Dockerfile unchanged, without a daemon, in a test),
 #     gcc + libc6-dev (the pod sandbox's `pause`, built from the Kubernetes source);
 #   - kubelet, kube-proxy, CoreDNS and pause, built into the tool cache
 #     (ci/build-tools.sh --real-nodes).
@@ -10,7 +11,7 @@
 # only as root; without root it says so and succeeds (the real-node tests then skip).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-packages=(containerd runc containernetworking-plugins iptables busybox-static gcc libc6-dev mmdebstrap)
+packages=(containerd runc containernetworking-plugins iptables busybox-static gcc libc6-dev mmdebstrap buildah)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

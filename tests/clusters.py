@@ -39,6 +39,24 @@ class Clusters:
             _content_type=f"application/{kind}+json",
         )
 
+    def scale_as_autoscaler(
+        self, name: str, group_index: int, replicas: int, workers_to_delete: list[str]
+    ) -> dict:
+        """What Ray's autoscaler sends to scale down (docs/autoscaler-protocol.md): one
+        JSON patch replacing a group's replicas and its scaleStrategy, by list index."""
+        group = f"/spec/workerGroupSpecs/{group_index}"
+        return self.patch(
+            name,
+            [
+                {"op": "replace", "path": f"{group}/replicas", "value": replicas},
+                {
+                    "op": "replace",
+                    "path": f"{group}/scaleStrategy",
+                    "value": {"workersToDelete": workers_to_delete},
+                },
+            ],
+        )
+
     def delete(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
 

@@ -13,7 +13,6 @@ On failure of a test that used the control plane, the component log tails are pr
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,11 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def control_plane() -> Iterator[ControlPlane]:
     cp = ControlPlane.in_temp_dir(audit=True).start()
     yield cp
-    if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
-        cp.stop()
-        print(f"control plane files kept in {cp.root}")
-    else:
-        cp.cleanup()
+    cp.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,19 @@ server, its CA and the token is replaced (`KUBERNETES_SERVICE_HOST`/
 `KUBERNETES_SERVICE_PORT_HTTPS`, `RAY_KUBERAY_CA_CERT_PATH` and the module constant
 `IN_CLUSTER_TOKEN_PATH`), see `python -m tests.ray_harness kuberay-autoscaler`.
 
+With `dashboard=True` the head also serves Ray's dashboard (and so the job REST API
+RayJobs use) on its pod IP, at the port of the Ray container's `dashboard` port (the
+test picks a free one), as a head pod does at 8265. `SubmitterRunner` plays the kubelet
+for a RayJob's submitter Job: it runs the pod's own command line here and writes the
+exit into the pod's status, so the Job controller completes or retries the Job.
+
 What differs from a pod, on purpose: ports (every node of the machine needs its own,
 so the command's fixed ports are replaced by free ones and the head's GCS port is not
-6379), a 100 MB object store, dashboard and log monitor off, usage stats off and never
-reported (see `base_env` and `RayHarness.in_pod_env`: with Ray's defaults the head
-contacts usage-stats.ray.io and cloud metadata endpoints), and the pod's container exit
-is not reflected back into the pod's status (kwok does not model containers). Each
+6379), a 100 MB object store, dashboard (unless asked for) and log monitor off, usage
+stats off and never reported (see `base_env` and `RayHarness.in_pod_env`: with Ray's
+defaults the head contacts usage-stats.ray.io and cloud metadata endpoints), and the
+exit of a Ray node is not reflected back into its pod's status (kwok does not model
+containers; `SubmitterRunner` does it for submitter pods). Each
 node has its own temp dir, as each pod has its own /tmp/ray; the sidecar finds the
 head's through the GCS, as it would through the shared /tmp/ray volume.
 
@@ -54,6 +61,7 @@ from kubernetes import client
 
 from ray_operator import constants as c
 from ray_operator_dev.devcluster.controlplane import free_port
+from tests.kubehelpers import wait_for
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
@@ -278,6 +286,25 @@ def service_account_token(core: client.CoreV1Api, namespace: str, name: str) -> 
     return core.create_namespaced_service_account_token(name, namespace, request).status.token
 
 
+def service_account_exists(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    found = core.list_namespaced_service_account(namespace, field_selector=f"metadata.name={name}")
+    return bool(found.items)
+
+
+def autoscaler_credentials(
+    core: client.CoreV1Api, namespace: str, account: str, server: str, ca_cert: Path, folder: Path
+) -> AutoscalerCredentials:
+    """What the autoscaler sidecar of a head pod gets: waits for the ServiceAccount the
+    operator makes for it, then writes a TokenRequest token of it into `folder`."""
+    wait_for(
+        lambda: service_account_exists(core, namespace, account),
+        what=f"the autoscaler's ServiceAccount {account}",
+    )
+    token_file = folder / "token"
+    token_file.write_text(service_account_token(core, namespace, account))
+    return AutoscalerCredentials(server, ca_cert, token_file)
+
+
 def kuberay_client_env(creds: AutoscalerCredentials) -> dict[str, str]:
     """The env vars Ray's KubeRay client reads (at import time) to find the API server."""
     host, _, port = creds.server.removeprefix("https://").rpartition(":")
@@ -337,17 +364,33 @@ class RayHarness:
     timeline: Timeline = field(default_factory=Timeline)
     credentials: AutoscalerCredentials | None = None  # None: no autoscaler sidecar
     extra_env: dict[str, str] = field(default_factory=dict)  # for every Ray process
+    dashboard: bool = False  # the head serves the dashboard on its pod IP
     poll_interval: float = 0.2
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rh-", dir="/tmp")))
     nodes: dict[str, RayNode] = field(default_factory=dict)  # pod name -> node
     gone: list[RayNode] = field(default_factory=list)
     head_address: str | None = None  # <head pod IP>:<GCS port> once the head runs
     head_ip: str | None = None
+    dashboard_url: str | None = None  # http://<head pod IP>:<port> with dashboard=True
     autoscaler: subprocess.Popen | None = None
     errors: list[str] = field(default_factory=list)
     drivers: list[subprocess.Popen] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    @classmethod
+    def with_autoscaler(
+        cls, core: client.CoreV1Api, namespace: str, cluster: str, server: str, ca_cert: Path
+    ) -> RayHarness:
+        """A harness that also runs the head's autoscaler sidecar, as the ServiceAccount
+        the operator made for it: the operator's Role then allows (or refuses) every
+        call Ray's autoscaler makes."""
+        harness = cls(core, namespace, cluster)
+        harness.credentials = autoscaler_credentials(
+            core, namespace, cluster, server, ca_cert, harness.workdir
+        )
+        return harness
+
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stoppers: list[threading.Thread] = field(default_factory=list)
 
@@ -492,6 +535,15 @@ class RayHarness:
                     "dashboard-port": str(free_port()),
                 }
             )
+            if self.dashboard:
+                port = next(
+                    (p.container_port for p in ray.ports or [] if p.name == "dashboard"),
+                    c.DASHBOARD_PORT,
+                )
+                flags.update(
+                    {"include-dashboard": "true", "dashboard-host": ip, "dashboard-port": str(port)}
+                )
+                self.dashboard_url = f"http://{ip}:{port}"
             self.head_ip, self.head_address = ip, f"{ip}:{gcs_port}"
         else:
             assert self.head_address is not None
@@ -500,17 +552,7 @@ class RayHarness:
         identity = {k: v for k, v in pod_env.items() if k in KEPT_ENV}
         env = base_env({**self.in_pod_env(), **self.extra_env, **identity})
         log_path = self.workdir / "logs" / f"{pod.metadata.name}.log"
-        with log_path.open("ab") as log:
-            log.write(f"$ {shlex.join(args)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                cwd=self.workdir,
-            )
+        proc = self._spawn(args, env, log_path)
         started = self.timeline.mark("ray node starting", pod.metadata.name)
         self.nodes[pod.metadata.name] = RayNode(
             pod.metadata.name, pod_group(pod), ip, proc, log_path, started
@@ -550,19 +592,23 @@ class RayHarness:
                 "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
             }
         )
-        log_path = self.workdir / "logs" / "autoscaler.log"
+        self.autoscaler = self._spawn(args, full_env, self.workdir / "logs" / "autoscaler.log")
+        self.timeline.mark("autoscaler started", head.metadata.name)
+
+    def _spawn(self, args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        """A process in its own session (so a kill reaches its children), logging to
+        `log_path` after the command line it runs."""
         with log_path.open("ab") as log:
             log.write(f"$ {shlex.join(args)}\n".encode())
             log.flush()
-            self.autoscaler = subprocess.Popen(
+            return subprocess.Popen(
                 args,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=full_env,
+                env=env,
                 start_new_session=True,
                 cwd=self.workdir,
             )
-        self.timeline.mark("autoscaler started", head.metadata.name)
 
     # -- helpers for tests --
 
@@ -614,6 +660,113 @@ class RayHarness:
         threading.Thread(target=pump, name="ray-driver-output", daemon=True).start()
         self.drivers.append(proc)
         return proc
+
+
+# -- a RayJob's submitter -------------------------------------------------------------------
+
+# Put first on PYTHONPATH of a submitter: resolves the names in HARNESS_HOSTS
+# ("name=ip,...") as the cluster's DNS would, so the pod's command line runs unchanged.
+SITECUSTOMIZE = """
+import os, socket
+_hosts = dict(x.split("=", 1) for x in os.environ.get("HARNESS_HOSTS", "").split(",") if x)
+_real = socket.getaddrinfo
+def _lookup(host, *args, **kwargs):
+    return _real(_hosts.get(host, host), *args, **kwargs)
+socket.getaddrinfo = _lookup
+"""
+
+
+@dataclass
+class SubmitterRunner:
+    """Runs the Ray container's command of every Running pod of batch Job `job` on
+    this machine (the venv's `ray` first on PATH, the pod's env, `hosts` resolved to
+    loopback IPs), then sets the pod's phase from the exit code, as a kubelet would:
+    Succeeded or Failed. Each pod runs once."""
+
+    core: client.CoreV1Api
+    namespace: str
+    job: str
+    hosts: dict[str, str] = field(default_factory=dict)  # DNS name -> IP
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sr-", dir="/tmp")))
+    runs: dict[str, subprocess.Popen] = field(default_factory=dict)  # pod -> process
+    command_lines: list[list[str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> SubmitterRunner:
+        (self.workdir / "site").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        self._thread = threading.Thread(target=self._run, name="submitter", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for proc in self.runs.values():
+            kill_group(proc, grace=1.0)
+        kill_processes_naming(str(self.workdir))
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log(self, pod: str) -> str:
+        path = self.workdir / f"{pod}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sync()
+            except Exception as err:
+                self.errors.append(repr(err))
+            self._stop.wait(0.2)
+
+    def _sync(self) -> None:
+        pods = self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"batch.kubernetes.io/job-name={self.job}"
+        ).items
+        for pod in pods:
+            name = pod.metadata.name
+            if name not in self.runs and running_ip(pod):
+                self._start(pod)
+            proc = self.runs.get(name)
+            if proc is not None and proc.poll() is not None and pod.status.phase == "Running":
+                self._finish(pod, proc.returncode)
+
+    def _start(self, pod: client.V1Pod) -> None:
+        container = pod.spec.containers[c.RAY_CONTAINER_INDEX]
+        env = container_env(pod, container)
+        args = [expand(w, env) for w in [*(container.command or []), *(container.args or [])]]
+        self.command_lines.append(args)
+        full_env = base_env(
+            {
+                **env,
+                "HOME": str(self.workdir),
+                "PYTHONPATH": str(self.workdir / "site"),
+                "HARNESS_HOSTS": ",".join(f"{k}={v}" for k, v in self.hosts.items()),
+            }
+        )
+        with (self.workdir / f"{pod.metadata.name}.log").open("ab") as log:
+            self.runs[pod.metadata.name] = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                start_new_session=True, cwd=self.workdir,
+            )  # fmt: skip
+
+    def _finish(self, pod: client.V1Pod, code: int) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        container = pod.spec.containers[c.RAY_CONTAINER_INDEX]
+        status = {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+            "containerStatuses": [{
+                "name": container.name, "image": container.image, "imageID": "",
+                "ready": False, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0
+                                         else "Error", "startedAt": now, "finishedAt": now}},
+            }],
+        }  # fmt: skip
+        self.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, {"status": status})
 
 
 # -- the sidecar entry point ------------------------------------------------------------------

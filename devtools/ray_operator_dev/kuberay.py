@@ -19,10 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .devcluster.controlplane import DEFAULT_TOOLS, free_port
-
-REPO = Path(__file__).resolve().parents[2]
-VERSIONS = REPO / "ci" / "versions.env"
+from . import toolcache
+from .devcluster.controlplane import free_port
 
 # What the v1.6.1 chart's Deployment passes when its values are left alone.
 CHART_DEFAULT_FLAGS = (
@@ -36,29 +34,18 @@ CHART_DEFAULT_FLAGS = (
 )
 
 
-def pinned_version() -> str:
-    for line in VERSIONS.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "KUBERAY_VERSION":
-            return value.strip()
-    raise KeyError(f"KUBERAY_VERSION is missing from {VERSIONS}")
+def home() -> Path:
+    """The tool-cache folder of the pinned KubeRay build (`bin/`, `crds/`)."""
+    return toolcache.folder("kuberay", "KUBERAY_VERSION")
 
 
-def home(version: str | None = None) -> Path:
-    """The tool-cache folder of one KubeRay build (`bin/`, `crds/`)."""
-    folder = DEFAULT_TOOLS.expanduser() / f"kuberay-{version or pinned_version()}"
-    if not (folder / ".done").exists():
-        raise FileNotFoundError(f"KubeRay is not built in {folder}: run `make tools`")
-    return folder
+def binary() -> Path:
+    return home() / "bin" / "kuberay-operator"
 
 
-def binary(version: str | None = None) -> Path:
-    return home(version) / "bin" / "kuberay-operator"
-
-
-def crd_files(version: str | None = None) -> list[Path]:
+def crd_files() -> list[Path]:
     """KubeRay's own CRDs from its module (RayCluster, RayJob, RayService, RayCronJob)."""
-    return sorted((home(version) / "crds").glob("*.yaml"))
+    return sorted((home() / "crds").glob("*.yaml"))
 
 
 @dataclass

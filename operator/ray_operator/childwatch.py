@@ -1,4 +1,4 @@
-"""Watches Ray pods and Services for one fact: which RayCluster to reconcile next.
+"""Watches Ray pods, Services and cleanup Jobs for one fact: which RayCluster to reconcile next.
 
 The reconciler reads a cluster's pods itself (a consistent list), so a watch event only
 has to name the cluster. The API server sends metadata only (PartialObjectMetadata),
@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, RayCluster name)
 Wake = tuple[Key, str | None]  # the cluster to reconcile, the child's controller uid
-WATCHED = ("pods", "services")
+# (API prefix, resource): Ray pods and Services, and the Redis cleanup Jobs of GCS
+# fault-tolerant clusters being deleted (their end removes the finalizer).
+WATCHED = (("/api/v1", "pods"), ("/api/v1", "services"), ("/apis/batch/v1", "jobs"))
 DEFAULT_TIMEOUT = 30.0  # seconds one watch request lasts (server side)
 READ_SLACK = 15.0  # a live watch is never silent longer than its timeout
 
@@ -92,8 +94,8 @@ def handle_event(event: dict[str, Any]) -> tuple[str | None, list[Wake]]:
 
 def collection_paths(namespaces: Iterable[str]) -> list[str]:
     """The paths to watch: every namespace at once, or each namespace given."""
-    scopes = [f"/api/v1/namespaces/{ns}" for ns in namespaces] or ["/api/v1"]
-    return [f"{scope}/{resource}" for scope in scopes for resource in WATCHED]
+    scopes = [f"/namespaces/{ns}" for ns in namespaces] or [""]
+    return [f"{api}{scope}/{resource}" for scope in scopes for api, resource in WATCHED]
 
 
 class ChildWatcher:

@@ -63,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import credentials, health, metrics
     from .handlers import OperatorConfig, build_registry
     from .kube import KubeApi
+    from .rayjob.reconciler import RayJobConfig
     from .reconciler import ReconcilerConfig
 
     if not args.namespace and not args.all_namespaces:
@@ -121,7 +122,9 @@ def _run(args: argparse.Namespace) -> int:
         reconciler=ReconcilerConfig(
             max_pods_per_cluster=args.max_pods_per_cluster,
             api_threads=args.api_threads,
+            redis_cleanup=args.gcs_ft_redis_cleanup,
         ),
+        rayjobs=RayJobConfig(dashboard_timeout=args.dashboard_timeout),
         api_timeout=timeout,
         watch_timeout=args.watch_timeout,
         resync_seconds=args.resync_seconds,
@@ -237,10 +240,26 @@ def main(argv: list[str] | None = None) -> int:
         help="requests allowed at once above --qps; 0: twice --qps (KubeRay's --burst)",
     )
     run.add_argument(
+        "--dashboard-timeout",
+        type=float,
+        default=5.0,
+        help="seconds one call to a Ray dashboard's job API may take (RayJobs)",
+    )
+    run.add_argument(
         "--max-pods-per-cluster",
         type=int,
         default=10_000,
         help="refuse to create more pods than this for one RayCluster",
+    )
+    run.add_argument(
+        "--gcs-ft-redis-cleanup",
+        action=argparse.BooleanOptionalAction,
+        # KubeRay's switch is this environment variable: a Deployment written for it
+        # keeps working.
+        default=os.environ.get("ENABLE_GCS_FT_REDIS_CLEANUP", "").lower() != "false",
+        help="GCS fault tolerance: keep a finalizer on FT RayClusters and delete their "
+        "keys from Redis with a Job when they are deleted (default: on, unless "
+        "ENABLE_GCS_FT_REDIS_CLEANUP=false)",
     )
     args = parser.parse_args(argv)
     if args.command == "run":

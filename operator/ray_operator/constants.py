@@ -58,6 +58,14 @@ IDLE_TERMINATION_FINALIZER: Final = "ray.io/idle-termination-cleanup-finalizer"
 # GCS fault tolerance: set on head pods (as upstream does), read by tooling.
 ANNOTATION_FT_ENABLED: Final = "ray.io/ft-enabled"
 ANNOTATION_EXTERNAL_STORAGE_NS: Final = "ray.io/external-storage-namespace"
+# GCS fault tolerance lifecycle: a RayCluster with GCS FT keeps this finalizer until its
+# keys are deleted from Redis by a cleanup Job (KubeRay's name, so a cluster migrated
+# from KubeRay is finished the same way), or until the deletion timeout (seconds, the
+# annotation; KubeRay v1.6.2's) has passed since the delete.
+GCS_FT_REDIS_CLEANUP_FINALIZER: Final = "ray.io/gcs-ft-redis-cleanup-finalizer"
+ANNOTATION_GCS_FT_DELETION_TIMEOUT: Final = "ray.io/gcs-ft-deletion-timeout"
+DEFAULT_GCS_FT_DELETION_TIMEOUT_SECONDS: Final = 300
+NODE_TYPE_REDIS_CLEANUP: Final = "redis-cleanup"  # ray.io/node-type of the cleanup Job
 
 # -- ports and their names (head Service and container ports) ------------------------
 
@@ -99,3 +107,77 @@ COND_PROVISIONED: Final = "RayClusterProvisioned"
 COND_REPLICA_FAILURE: Final = "ReplicaFailure"
 COND_SUSPENDING: Final = "RayClusterSuspending"
 COND_SUSPENDED: Final = "RayClusterSuspended"
+
+# -- RayJob (ray.io/v1) ------------------------------------------------------------------
+
+JOB_KIND: Final = "RayJob"
+JOB_PLURAL: Final = "rayjobs"
+JOB_SINGULAR: Final = "rayjob"
+JOB_CRD_NAME: Final = f"{JOB_PLURAL}.{GROUP}"
+# A RayJob's cluster is `<rayjob>-<5 random characters>`, itself a RayCluster name.
+MAX_JOB_NAME_LENGTH: Final = MAX_CLUSTER_NAME_LENGTH - 6
+
+# Labels on a RayJob's RayCluster and submitter Job (KubeRay's keys and values).
+LABEL_ORIGINATED_FROM_NAME: Final = "ray.io/originated-from-cr-name"
+LABEL_ORIGINATED_FROM_CRD: Final = "ray.io/originated-from-crd"
+LABEL_SUBMISSION_MODE: Final = "ray.io/job-submission-mode"
+ORIGINATED_FROM_RAYJOB: Final = "RayJob"
+# clusterSelector key naming the existing RayCluster to run on.
+CLUSTER_SELECTOR_KEY: Final = LABEL_CLUSTER
+
+MODE_K8S_JOB: Final = "K8sJobMode"
+MODE_HTTP: Final = "HTTPMode"
+MODE_INTERACTIVE: Final = "InteractiveMode"
+MODE_SIDECAR: Final = "SidecarMode"
+SUBMISSION_MODES: Final = (MODE_K8S_JOB, MODE_HTTP, MODE_INTERACTIVE, MODE_SIDECAR)
+
+# status.jobStatus: Ray's own job statuses ("" = not submitted yet).
+JOB_PENDING: Final = "PENDING"
+JOB_RUNNING: Final = "RUNNING"
+JOB_STOPPED: Final = "STOPPED"
+JOB_SUCCEEDED: Final = "SUCCEEDED"
+JOB_FAILED: Final = "FAILED"
+JOB_STATUSES: Final = (JOB_PENDING, JOB_RUNNING, JOB_STOPPED, JOB_SUCCEEDED, JOB_FAILED)
+JOB_TERMINAL: Final = (JOB_STOPPED, JOB_SUCCEEDED, JOB_FAILED)
+
+# status.jobDeploymentStatus: where the RayJob is in its lifecycle ("" = New).
+DEPLOY_NEW: Final = ""
+DEPLOY_INITIALIZING: Final = "Initializing"
+DEPLOY_RUNNING: Final = "Running"
+DEPLOY_COMPLETE: Final = "Complete"
+DEPLOY_FAILED: Final = "Failed"
+DEPLOY_VALIDATION_FAILED: Final = "ValidationFailed"
+DEPLOY_SUSPENDING: Final = "Suspending"
+DEPLOY_SUSPENDED: Final = "Suspended"
+DEPLOY_RETRYING: Final = "Retrying"
+DEPLOY_WAITING: Final = "Waiting"  # InteractiveMode: waiting for spec.jobId
+
+# status.reason when the RayJob failed.
+REASON_SUBMISSION_FAILED: Final = "SubmissionFailed"
+REASON_DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+REASON_PRE_RUNNING_DEADLINE: Final = "PreRunningDeadlineExceeded"
+REASON_APP_FAILED: Final = "AppFailed"
+REASON_GRACE_PERIOD_EXCEEDED: Final = "JobDeploymentStatusTransitionGracePeriodExceeded"
+REASON_VALIDATION_FAILED: Final = "ValidationFailed"
+
+DELETION_POLICIES: Final = ("DeleteCluster", "DeleteWorkers", "DeleteSelf", "DeleteNone")
+
+# Defaults as KubeRay v1.6.1.
+DEFAULT_SUBMITTER_BACKOFF_LIMIT: Final = 2
+SUBMITTER_CONTAINER_NAME: Final = "ray-job-submitter"
+SUBMITTER_CPU_LIMIT: Final = "1"
+SUBMITTER_MEMORY_LIMIT: Final = "1Gi"
+SUBMITTER_CPU_REQUEST: Final = "500m"
+SUBMITTER_MEMORY_REQUEST: Final = "200Mi"
+ENV_DASHBOARD_ADDRESS: Final = "RAY_DASHBOARD_ADDRESS"
+ENV_SUBMISSION_ID: Final = "RAY_JOB_SUBMISSION_ID"
+JOB_POLL_SECONDS: Final = 3.0  # how often a running job is polled (KubeRay: 3 s)
+# After the submitter Job finished, how long the Ray job may take to become terminal.
+SUBMITTER_FINISHED_TIMEOUT_SECONDS: Final = 30
+# After jobStatus became terminal, how long jobDeploymentStatus may stay Running.
+DEPLOYMENT_TRANSITION_GRACE_SECONDS: Final = 300
+JOB_API_PATH: Final = "/api/jobs/"
+# runtimeEnvYAML is sent in one HTTP request and one command line: bounded by the CRD.
+MAX_RUNTIME_ENV_YAML_LENGTH: Final = 64 * 1024
+
+COND_DASHBOARD_UNREACHABLE: Final = "DashboardUnreachable"

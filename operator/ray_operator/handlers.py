@@ -34,6 +34,7 @@ from .childwatch import READ_SLACK, ChildWatcher, Wake
 from .credentials import TokenFile
 from .health import Health
 from .kube import DEFAULT_TIMEOUT, KubeApi
+from .rayjob.reconciler import RayJobConfig, RayJobReconciler
 from .reconciler import Reconciler, ReconcilerConfig
 from .workqueue import WorkQueue
 
@@ -47,6 +48,7 @@ LOGIN_WAIT = 60.0  # after a 401, how long a new login waits for a rotated token
 class OperatorConfig:
     api_client_factory: Callable[[], client.ApiClient]
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
+    rayjobs: RayJobConfig = field(default_factory=RayJobConfig)
     workers: int = 4
     # The namespaces watched; none means all. With a list, kopf's scanning (which lists
     # cluster-wide namespaces, a permission a namespaced install does not grant) is
@@ -133,6 +135,14 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         queue = WorkQueue(
             reconciler.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
         )
+        # RayJobs have their own queue and threads: a RayJob pass waiting on a slow
+        # dashboard never holds a RayCluster's slot, nor the other way round.
+        jobs = RayJobReconciler(api(), config.rayjobs)
+        job_queue = WorkQueue(
+            jobs.reconcile,
+            concurrency=max(config.workers, config.rayjobs.api_threads),
+            pass_timeout=config.pass_timeout,
+        )
         loop = asyncio.get_running_loop()
 
         def wake_children(found: Iterable[Wake]) -> None:  # on the loop
@@ -156,12 +166,14 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             wake_on_first_list=False,
         )
         state.update(reconciler=reconciler, queue=queue, watcher=watcher)
+        state.update(jobs=jobs, job_queue=job_queue)
         _watch_health(health, queue, config.pass_timeout)
         tasks.append(asyncio.create_task(queue.run(), name="workqueue"))
+        tasks.append(asyncio.create_task(job_queue.run(), name="rayjob-workqueue"))
         tasks.append(asyncio.create_task(_heartbeat(health), name="heartbeat"))
         if config.resync_seconds > 0:
             health.expect("resync", 2 * config.resync_seconds + 2 * read)
-            tasks.append(asyncio.create_task(_resync(reconciler, config, queue)))
+            tasks.append(asyncio.create_task(_resync(reconciler, config, queue, job_queue)))
         watcher.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -172,6 +184,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             task.cancel()
         if "reconciler" in state:
             state["reconciler"].close()
+        if "jobs" in state:
+            state["jobs"].close()
         config.on_shutdown()
 
     # Handlers are coroutines: kopf runs plain functions in threads, and the queue (like
@@ -189,14 +203,31 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         if reconciler is None or not namespace or not name:
             return
         key = (namespace, name)
+        # A RayJob's cluster changing (ready, deleted) moves the RayJob on.
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("kind") == c.JOB_KIND and ref.get("controller"):
+                state["job_queue"].add((namespace, ref.get("name")))
         if type == "DELETED":
             reconciler.forget(key, meta.get("uid"))
             return
         raw = event.get("object") if isinstance(event, dict) else None
         if isinstance(raw, dict):  # the pass starts from this body, no GET
             reconciler.observe(key, raw)
-        if not reconciler.is_own_write(key, meta.get("resourceVersion")):
+        if not reconciler.own_writes.is_own(key, meta.get("resourceVersion")):
             state["queue"].add(key)
+
+    @kopf.on.event(c.GROUP, c.VERSION, c.JOB_PLURAL, registry=registry)
+    async def rayjob_event(
+        type: str | None, namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
+    ) -> None:
+        jobs: RayJobReconciler | None = state.get("jobs")
+        if jobs is None or not namespace or not name:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            jobs.forget(key)
+        elif not jobs.is_own_write(key, meta.get("resourceVersion")):
+            state["job_queue"].add(key)
 
     return registry
 
@@ -223,7 +254,9 @@ async def _heartbeat(health: Health) -> None:
         await asyncio.sleep(1.0)
 
 
-async def _resync(reconciler: Reconciler, config: OperatorConfig, queue: WorkQueue) -> None:
+async def _resync(
+    reconciler: Reconciler, config: OperatorConfig, queue: WorkQueue, job_queue: WorkQueue
+) -> None:
     api, scopes = reconciler.api, list[str | None](config.namespaces) or [None]
     while True:
         await asyncio.sleep(config.resync_seconds)
@@ -240,3 +273,13 @@ async def _resync(reconciler: Reconciler, config: OperatorConfig, queue: WorkQue
         metrics.RESYNCS.inc()
         reconciler.recheck_children()
         queue.add_all(keys)
+        try:
+            job_queue.add_all(
+                [
+                    key
+                    for scope in scopes
+                    for key in await asyncio.to_thread(api.list_rayjob_keys, scope)
+                ]
+            )
+        except Exception as err:
+            log.warning("resync: could not list RayJobs: %r", err)

@@ -28,7 +28,7 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from .credentials import TokenFile
-from .observed import ObservedPod, ObservedService
+from .observed import ObservedJob, ObservedPod, ObservedService
 
 log = logging.getLogger(__name__)
 REPORTING_COMPONENT = "ray-operator"
@@ -43,6 +43,7 @@ CHILD_PATHS = {
     "Secret": "/api/v1/namespaces/{ns}/secrets",
     "Role": RBAC + "/namespaces/{ns}/roles",
     "RoleBinding": RBAC + "/namespaces/{ns}/rolebindings",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
 }
 
 
@@ -52,6 +53,14 @@ def now_rfc3339() -> str:
 
 def _clusters(namespace: str) -> str:
     return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+
+
+def _rayjobs(namespace: str) -> str:
+    return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.JOB_PLURAL}"
+
+
+def _batch_jobs(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,14 @@ def needs(*permissions: Needs) -> Callable[[F], F]:
 
 
 CLUSTERS = (c.GROUP, c.PLURAL)
+RAYJOBS = (c.GROUP, c.JOB_PLURAL)
+BATCH_JOBS = ("batch", "jobs")
 CHILD_RESOURCES = {
     "Service": ("", "services"), "Secret": ("", "secrets"),
     "ServiceAccount": ("", "serviceaccounts"),
     "Role": ("rbac.authorization.k8s.io", "roles"),
     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+    "Ingress": ("networking.k8s.io", "ingresses"),
 }  # fmt: skip
 CHILD_NEEDS = tuple(Needs(group, res, ("get", "create")) for group, res in CHILD_RESOURCES.values())
 
@@ -299,16 +311,22 @@ class KubeApi:
             if not token:
                 return
 
-    @needs(Needs("", "pods", ("list",)), Needs("", "services", ("list",)))
+    @needs(
+        Needs("", "pods", ("list",)), Needs("", "services", ("list",)),
+        Needs("batch", "jobs", ("list",)),
+    )  # fmt: skip
     def list_child_metadata(self, path: str, query: list[tuple[str, str]]) -> Iterator[dict]:
-        """Pages of Ray pods or Services, metadata only (childwatch.py)."""
+        """Pages of Ray pods, Services or Jobs, metadata only (childwatch.py)."""
         return self.list_pages(path, query, METADATA_LIST)
 
-    @needs(Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)))
+    @needs(
+        Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)),
+        Needs("batch", "jobs", ("watch",)),
+    )  # fmt: skip
     def watch_child_metadata(
         self, path: str, query: list[tuple[str, str]], read_timeout: float
     ) -> Iterator[dict[str, Any]]:
-        """Watch events of Ray pods or Services, metadata only (childwatch.py)."""
+        """Watch events of Ray pods, Services or Jobs, metadata only (childwatch.py)."""
         return self.watch(path, query, METADATA_ONLY, read_timeout)
 
     @needs(Needs("apiextensions.k8s.io", "customresourcedefinitions", ("get",), "cluster"))
@@ -353,6 +371,15 @@ class KubeApi:
         )  # fmt: skip
         return [ObservedPod.from_dict(p) for p in listing.get("items", [])]
 
+    @needs(Needs("batch", "jobs", ("list",)))
+    def list_jobs(self, namespace: str, selector: str) -> list[ObservedJob]:
+        """Jobs by server-side label selector (the Redis cleanup Jobs of one cluster)."""
+        listing = self.request(
+            "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            query=[("labelSelector", selector)],
+        )  # fmt: skip
+        return [ObservedJob.from_dict(j) for j in listing.get("items", [])]
+
     @needs(Needs("", "services", ("get",)))
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
         svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
@@ -377,6 +404,19 @@ class KubeApi:
     def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
         created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         return created["metadata"]["name"]
+
+    @needs(Needs("batch", "jobs", ("create",)))
+    def create_job(self, body: dict[str, Any]) -> bool:
+        """Create a Job; False if one of that name exists already (409)."""
+        try:
+            self.request(
+                "POST", f"/apis/batch/v1/namespaces/{body['metadata']['namespace']}/jobs", body
+            )
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
 
     @needs(Needs("", "pods", ("patch",)))
     def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
@@ -407,7 +447,7 @@ class KubeApi:
     def create_or_get(
         self, obj: dict[str, Any], check_first: bool = True
     ) -> tuple[bool, dict[str, Any]]:
-        """Create a namespaced child (Service, Secret, ServiceAccount, Role, RoleBinding) unless
+        """Create a namespaced child (a kind of CHILD_PATHS) unless
         one of that name exists: (created, the object now there; {} if it vanished), so
         the caller can check whose it is. Checking first with a GET keeps a resync free
         of write requests (a create answered 409 is still a write request)."""
@@ -470,29 +510,63 @@ class KubeApi:
             raise
 
     @needs(Needs(*CLUSTERS, ("patch",)))
-    def remove_finalizer(self, cluster: dict[str, Any], finalizer: str) -> None:
+    def add_finalizer(self, cluster: dict[str, Any], finalizer: str) -> str:
+        """Append a finalizer; returns the new resourceVersion. The test makes it a
+        compare-and-swap on the list we read (a 422 if it changed meanwhile), so a
+        finalizer another writer added is never dropped."""
         meta = cluster["metadata"]
         finalizers = list(meta.get("finalizers") or [])
-        if finalizer not in finalizers:
+        if finalizer in finalizers:
+            return meta["resourceVersion"]
+        path = f"{_clusters(meta['namespace'])}/{quote(meta['name'])}"
+        if finalizers:
+            ops = [
+                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+            ]
+        else:  # no list to test: the resourceVersion guards the whole object instead
+            ops = [
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": meta["resourceVersion"],
+                },
+                {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
+            ]
+        patched = self.request("PATCH", path, ops, content_type=JSON_PATCH)
+        return patched["metadata"]["resourceVersion"]
+
+    @needs(Needs(*CLUSTERS, ("patch",)))
+    def remove_finalizers(self, cluster: dict[str, Any], finalizers: list[str]) -> None:
+        """Remove these finalizers in one write; each removal is guarded by a test of the
+        entry it removes (a 422 if the list changed since we read it)."""
+        meta = cluster["metadata"]
+        present = list(meta.get("finalizers") or [])
+        indices = sorted((present.index(f) for f in set(finalizers) if f in present), reverse=True)
+        if not indices:
             return
-        index = finalizers.index(finalizer)
+        ops: list[dict[str, Any]] = []
+        for index in indices:  # from the end, so earlier indices stay valid
+            path = f"/metadata/finalizers/{index}"
+            ops += [{"op": "test", "path": path, "value": present[index]},
+                    {"op": "remove", "path": path}]  # fmt: skip
         self.request(
-            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}",
-            [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
-             {"op": "remove", "path": f"/metadata/finalizers/{index}"}],
+            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}", ops,
             content_type=JSON_PATCH,
         )  # fmt: skip
 
     @needs(Needs("", "events", ("create",)))
     def post_event(self, cluster: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the RayCluster (what `kubectl describe` shows). Failing to
-        post one is logged, never raised: events are best effort."""
+        """A core/v1 Event on the RayCluster, or on the RayJob given (what `kubectl
+        describe` shows). Failing to post one is logged, never raised: events are best
+        effort."""
         meta = cluster["metadata"]
+        kind = cluster.get("kind") or c.KIND
         now = now_rfc3339()
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": c.API_VERSION, "kind": c.KIND, "name": meta["name"],
+                "apiVersion": c.API_VERSION, "kind": kind, "name": meta["name"],
                 "namespace": meta["namespace"], "uid": meta.get("uid"),
             },
             "type": type_, "reason": reason, "message": message[:1024],
@@ -504,3 +578,114 @@ class KubeApi:
             self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
+
+    # -- RayJobs (rayjob/reconciler.py) ----------------------------------------------
+
+    @needs(Needs(*RAYJOBS, ("get",)))
+    def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"{_rayjobs(namespace)}/{quote(name)}")
+
+    @needs(Needs(*RAYJOBS, ("list",)))
+    def list_rayjob_keys(self, namespace: str | None) -> list[tuple[str, str]]:
+        """(namespace, name) of every RayJob, metadata only (the periodic resync)."""
+        path = _rayjobs(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.JOB_PLURAL}"
+        return [
+            (item["metadata"]["namespace"], item["metadata"]["name"])
+            for page in self.list_pages(path, [], METADATA_LIST)
+            for item in page.get("items") or []
+        ]
+
+    @needs(Needs(c.GROUP, f"{c.JOB_PLURAL}/status", ("patch",)))
+    def replace_rayjob_status(self, rayjob: dict[str, Any], status: dict[str, Any]) -> str:
+        """Replace the whole status, only if the RayJob is still the version the status
+        was computed from (409/422 otherwise: the next pass recomputes it)."""
+        meta = rayjob["metadata"]
+        patched = self.request(
+            "PATCH", f"{_rayjobs(meta['namespace'])}/{quote(meta['name'])}/status",
+            [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+             {"op": "add", "path": "/status", "value": status}],
+            content_type=JSON_PATCH,
+        )  # fmt: skip
+        return patched["metadata"]["resourceVersion"]
+
+    @needs(Needs(*RAYJOBS, ("patch",)))
+    def set_rayjob_finalizer(self, rayjob: dict[str, Any], finalizer: str, present: bool) -> None:
+        meta = rayjob["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if (finalizer in finalizers) == present:
+            return
+        if present:
+            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
+            if finalizers:
+                ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]
+        else:
+            index = finalizers.index(finalizer)
+            ops = [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+                   {"op": "remove", "path": f"/metadata/finalizers/{index}"}]  # fmt: skip
+        self.request(
+            "PATCH", f"{_rayjobs(meta['namespace'])}/{quote(meta['name'])}", ops,
+            content_type=JSON_PATCH,
+        )  # fmt: skip
+
+    @needs(Needs(*RAYJOBS, ("delete",)))
+    def delete_rayjob(self, namespace: str, name: str) -> bool:
+        return self._delete(f"{_rayjobs(namespace)}/{quote(name)}")
+
+    @needs(Needs(*CLUSTERS, ("create",)))
+    def create_cluster(self, body: dict[str, Any]) -> bool:
+        """False if a RayCluster of that name exists already (the caller reads it)."""
+        return self._create(_clusters(body["metadata"]["namespace"]), body)
+
+    @needs(Needs(*CLUSTERS, ("delete",)))
+    def delete_cluster(self, namespace: str, name: str) -> bool:
+        return self._delete(f"{_clusters(namespace)}/{quote(name)}")
+
+    @needs(Needs(*CLUSTERS, ("patch",)))
+    def suspend_worker_groups(self, cluster: dict[str, Any]) -> None:
+        """Set suspend on every worker group (deletionStrategy DeleteWorkers)."""
+        meta = cluster["metadata"]
+        groups = (cluster.get("spec") or {}).get("workerGroupSpecs") or []
+        ops = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
+        ]
+        ops += [{"op": "add", "path": f"/spec/workerGroupSpecs/{i}/suspend", "value": True}
+                for i in range(len(groups))]  # fmt: skip
+        self.request(
+            "PATCH", f"{_clusters(meta['namespace'])}/{quote(meta['name'])}", ops,
+            content_type=JSON_PATCH,
+        )  # fmt: skip
+
+    @needs(Needs(*BATCH_JOBS, ("get",)))
+    def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"{_batch_jobs(namespace)}/{quote(name)}")
+
+    @needs(Needs(*BATCH_JOBS, ("create",)))
+    def create_batch_job(self, body: dict[str, Any]) -> bool:
+        return self._create(_batch_jobs(body["metadata"]["namespace"]), body)
+
+    @needs(Needs(*BATCH_JOBS, ("delete",)))
+    def delete_batch_job(self, namespace: str, name: str) -> bool:
+        """Background propagation: the Job's pods go too (the API's default for Jobs
+        orphans them)."""
+        return self._delete(
+            f"{_batch_jobs(namespace)}/{quote(name)}",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+        )
+
+    def _create(self, collection: str, body: dict[str, Any]) -> bool:
+        try:
+            self.request("POST", collection, body)
+            return True
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+
+    def _delete(self, path: str, body: dict[str, Any] | None = None) -> bool:
+        try:
+            self.request("DELETE", path, body)
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise

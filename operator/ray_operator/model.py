@@ -72,3 +72,5 @@ class Plan:
     # before, so the reconciler stops at the first it cannot vouch for).
     ensure: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # A finalizer the RayCluster must carry first (GCS fault tolerance: teardown.py).
+    add_finalizer: str | None = None

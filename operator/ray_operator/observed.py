@@ -137,6 +137,36 @@ def endpoint(port: dict[str, Any]) -> int | str:
     return int(port["port"])
 
 
+JOB_COMPLETE = "Complete"
+JOB_FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedJob:
+    """A Redis cleanup Job: whose it is and whether it has finished."""
+
+    name: str
+    owner_uid: str | None
+    outcome: str | None  # JOB_COMPLETE, JOB_FAILED, or None while it runs
+    message: str = ""  # why it failed, from the Job's condition
+
+    @classmethod
+    def from_dict(cls, job: dict[str, Any]) -> ObservedJob:
+        outcome, message = None, ""
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("status") != "True":
+                continue
+            kind = cond.get("type")
+            # FailureTarget: the Job controller has decided the Job failed and is only
+            # waiting for its pods to end (KubeRay v1.6.2 counts it as failed too).
+            if kind in ("Failed", "FailureTarget"):
+                outcome = JOB_FAILED
+                message = " ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
+            elif kind in ("Complete", "SuccessCriteriaMet") and outcome is None:
+                outcome = JOB_COMPLETE
+        return cls(job["metadata"]["name"], controller_uid(job["metadata"]), outcome, message)
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     """Everything one reconcile looked at, besides the RayCluster itself: only children
@@ -146,6 +176,12 @@ class Observed:
     head_service: ObservedService | None = None
     # A Service with the head Service's name that this cluster does not control.
     foreign_head_service: str | None = None
+    # Looked up for the planner, None where nothing was looked up: does the head
+    # template's own service account exist (in-tree autoscaling); does the Secret
+    # `authOptions.secretName` exist, and which keys does it hold (never the values).
+    head_service_account_exists: bool | None = None
+    auth_secret_found: bool | None = None
+    auth_secret_keys: frozenset[str] = frozenset()
 
 
 def owned_by(

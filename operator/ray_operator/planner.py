@@ -14,6 +14,8 @@ the result. The rules follow the RayCluster API (docs/behaviour.md, Reconciliati
   reported (the autoscaler fails on every cycle for the whole cluster);
 - `authOptions` that Ray cannot honour are refused before anything is done, and the
   token Secret is ensured first (builders/auth.py);
+- a GCS fault-tolerant cluster gets the Redis cleanup finalizer (teardown.py plans
+  its deletion);
 - suspend (cluster or group) deletes the pods; `upgradeStrategy: Recreate` replaces
   pods whose template hash is out of date, and stamps pods that have none (adopted
   from KubeRay) with the current one instead of replacing them.
@@ -28,6 +30,7 @@ from typing import Any
 from . import constants as c
 from . import replicas
 from .builders import auth
+from .builders.ingress import build_head_ingress, wants_ingress
 from .errors import InvalidSpecError
 from .model import (  # why a pod is deleted: shown in events and used by tests
     REASON_EXTRA_HEAD,
@@ -44,12 +47,16 @@ from .model import (  # why a pod is deleted: shown in events and used by tests
 )
 from .observed import Observed, ObservedPod, choose_head
 from .spec import (
-    GroupSpec,
+    NodeGroup,
     autoscaling_enabled,
+    cluster_namespace,
     cluster_suspended,
+    head_group_spec,
+    head_pod_spec,
     recreate_on_template_change,
     worker_groups,
 )
+from .teardown import finalizer_to_add
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,22 @@ class Builders:
     worker_pod: Callable[[dict[str, Any], int], dict[str, Any]]
     head_service: Callable[[dict[str, Any]], dict[str, Any]]
     autoscaler_rbac: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    redis_cleanup_job: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def default_builders() -> Builders:
     from .builders.autoscaler import build_autoscaler_rbac
     from .builders.pod import build_head_pod, build_worker_pod
+    from .builders.redis_cleanup import build_redis_cleanup_job
     from .builders.service import build_head_service
 
-    return Builders(build_head_pod, build_worker_pod, build_head_service, build_autoscaler_rbac)
+    return Builders(
+        build_head_pod,
+        build_worker_pod,
+        build_head_service,
+        build_autoscaler_rbac,
+        build_redis_cleanup_job,
+    )
 
 
 def template_hash(pod: dict[str, Any]) -> str | None:
@@ -79,8 +94,9 @@ def plan(
     observed: Observed,
     builders: Builders,
     max_pods_per_cluster: int = 10_000,
+    redis_cleanup: bool = True,
 ) -> Plan:
-    result = Plan()
+    result = Plan(add_finalizer=finalizer_to_add(cluster, redis_cleanup))
     alive = [p for p in observed.pods if not p.terminating]
 
     if cluster_suspended(cluster):
@@ -110,7 +126,10 @@ def plan(
     except InvalidSpecError as err:
         result.problems.append(Problem("InvalidHeadGroupSpec", err.field, err.message))
         return result  # without a valid head nothing else can work
-    _check_ingress(cluster, result)
+    if wants_ingress(cluster):
+        result.ensure.append(build_head_ingress(cluster))
+    _check_head_service_account(cluster, observed, result)
+    _check_auth_secret(cluster, observed, result)
 
     heads = [p for p in alive if p.is_head]
     if recreate_on_template_change(cluster):
@@ -172,7 +191,7 @@ def _plan_head(heads: list[ObservedPod], head_pod: dict[str, Any], result: Plan)
 
 def _plan_group(
     cluster: dict[str, Any],
-    group: GroupSpec,
+    group: NodeGroup,
     pods: list[ObservedPod],
     autoscaling: bool,
     builders: Builders,
@@ -250,25 +269,55 @@ def head_service_taken(name: str) -> Problem:
     )
 
 
-def _check_ingress(cluster: dict[str, Any], result: Plan) -> None:
-    """`enableIngress` is accepted by the API but this operator creates no Ingress:
-    say so (condition and Warning event) instead of ignoring it."""
-    head = (cluster.get("spec") or {}).get("headGroupSpec") or {}
-    if not head.get("enableIngress"):
+def _check_head_service_account(cluster: dict[str, Any], observed: Observed, result: Plan) -> None:
+    """With in-tree autoscaling and a service account named in the head template, the
+    operator creates no RBAC (the account's owner grants it) and the account must
+    exist: the head pod cannot be created without it, and Ray's autoscaler runs as it."""
+    if observed.head_service_account_exists is not False:
         return
-    name = (cluster.get("metadata") or {}).get("name", "")
+    pod_spec = head_pod_spec(cluster)
+    field = "serviceAccountName" if pod_spec.get("serviceAccountName") else "serviceAccount"
+    name = pod_spec.get(field)
     result.problems.append(
         Problem(
-            "IngressNotSupported",
-            "spec.headGroupSpec.enableIngress",
-            "this operator creates no Ingress; the rest of the cluster is reconciled. Set "
-            "enableIngress to false and expose the dashboard with your own Ingress to "
-            f"Service {name}-head-svc, port dashboard (8265)",
+            "ServiceAccountNotFound",
+            f"spec.headGroupSpec.template.spec.{field}",
+            f"service account {name!r} does not exist in namespace "
+            f"{cluster_namespace(cluster)!r}: the head pod cannot be created until it "
+            "does, and Ray's autoscaler runs as it; create it and grant it what the "
+            "autoscaler uses (pods get, list, watch, patch; pods/resize patch; "
+            "rayclusters get, patch)",
         )
     )
 
 
-def _check_replicas_range(group: GroupSpec, result: Plan) -> None:
+def _check_auth_secret(cluster: dict[str, Any], observed: Observed, result: Plan) -> None:
+    """`authOptions.secretName` must exist and hold the token, or every Ray pod stays
+    unstarted (its env cannot be resolved)."""
+    name = auth.user_secret(cluster)
+    field = "spec.authOptions.secretName"
+    if observed.auth_secret_found is False:
+        result.problems.append(
+            Problem(
+                "AuthSecretNotFound",
+                field,
+                f"Secret {name!r} does not exist in namespace {cluster_namespace(cluster)!r}: "
+                f"Ray pods cannot start until it does; create it with key {auth.TOKEN_KEY!r}, "
+                "or remove secretName to have one generated",
+            )
+        )
+    elif observed.auth_secret_found and auth.TOKEN_KEY not in observed.auth_secret_keys:
+        result.problems.append(
+            Problem(
+                "AuthSecretKeyMissing",
+                field,
+                f"Secret {name!r} has no key {auth.TOKEN_KEY!r}: Ray pods cannot start until "
+                f"it does; put the token under {auth.TOKEN_KEY!r}",
+            )
+        )
+
+
+def _check_replicas_range(group: NodeGroup, result: Plan) -> None:
     """`replicas` outside [minReplicas, maxReplicas] is clamped (as KubeRay does);
     say so rather than let the status disagree with the spec in silence."""
     if group.suspended or group.replicas == group.clamped_replicas:
@@ -291,7 +340,7 @@ def _scale_down_order(pods: Iterable[ObservedPod]) -> list[ObservedPod]:
     return sorted(by_newest, key=lambda p: (p.running, p.ready))
 
 
-def _check_max_replicas(group: GroupSpec, pods: list[ObservedPod], result: Plan) -> None:
+def _check_max_replicas(group: NodeGroup, pods: list[ObservedPod], result: Plan) -> None:
     """More pods than maxReplicas allows (it was lowered): with in-tree autoscaling the
     operator picks no victims, Ray's autoscaler removes the surplus through
     workersToDelete. Listed and finished pods are not counted."""
@@ -312,14 +361,13 @@ def _check_max_replicas(group: GroupSpec, pods: list[ObservedPod], result: Plan)
 
 
 def _check_cpu_for_autoscaler(
-    cluster: dict[str, Any], groups: list[GroupSpec], result: Plan
+    cluster: dict[str, Any], groups: list[NodeGroup], result: Plan
 ) -> None:
     """Ray's autoscaler derives every group's CPU count, head included, from the
     group's `resources.CPU`, `rayStartParams["num-cpus"]`, or container 0's cpu limit
     or request, in that order (`autoscaling_config.py`). Without any it raises on every
     cycle and scales nothing, for the whole cluster."""
-    head = cluster.get("spec", {}).get("headGroupSpec") or {}
-    entries = [("spec.headGroupSpec", "the head group", head)]
+    entries = [("spec.headGroupSpec", "the head group", head_group_spec(cluster))]
     entries += [(g.path, f"group {g.name!r}", g.raw) for g in groups]
     for path, what, raw in entries:
         if (raw.get("resources") or {}).get("CPU") is not None:
@@ -345,7 +393,7 @@ def _check_cpu_for_autoscaler(
         )
 
 
-def _check_workers_to_delete(group: GroupSpec, pods: Iterable[ObservedPod], result: Plan) -> None:
+def _check_workers_to_delete(group: NodeGroup, pods: Iterable[ObservedPod], result: Plan) -> None:
     """A listed pod that belongs to another group of this cluster is never deleted on
     this group's behalf; say so. (Pods of other clusters are never observed at all.)"""
     others = {p.name: p.group for p in pods if p.group != group.name}

@@ -7,13 +7,14 @@ against this (tests/chart/test_rbac.py), so the two cannot drift."""
 from __future__ import annotations
 
 from .builders.autoscaler import autoscaler_rules
-from .kube import API_PERMISSIONS, CLUSTERS, Needs
+from .kube import API_PERMISSIONS, CLUSTERS, RAYJOBS, Needs
 
 Rules = dict[tuple[str, str], set[str]]  # (apiGroup, resource) -> verbs
 
-# kopf lists and watches RayClusters, and in cluster mode scans CRDs for new APIs.
+# kopf lists and watches RayClusters and RayJobs, and in cluster mode scans CRDs for new APIs.
 KOPF = (
     Needs(*CLUSTERS, ("list", "watch")),
+    Needs(*RAYJOBS, ("list", "watch")),
     Needs("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch"), "cluster"),
 )
 

@@ -33,19 +33,29 @@ from . import constants as c
 from . import metrics
 from .builders import auth
 from .builders.autoscaler import head_service_account
-from .builders.groups import head_service_name
+from .builders.redis_cleanup import cleanup_job_selector
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, ObservedService, controller_uid, owned_by
+from .ownwrites import OwnStatusWrites
 from .planner import Builders, default_builders, head_service_taken, plan
-from .spec import autoscaling_enabled, managed_by_us
+from .spec import (
+    autoscaling_enabled,
+    head_service_name,
+    managed_by,
+    managed_by_us,
+)
 from .status import compute_status, status_changed
+from .teardown import Teardown, plan_teardown
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Key = tuple[str, str]
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+# Problems about objects no watch sees (a user's Secret): the cluster is looked at
+# again soon rather than at the next resync.
+RECHECKED_PROBLEMS = frozenset({"AuthSecretNotFound", "AuthSecretKeyMissing"})
 FORGOTTEN_UIDS = 10_000  # deleted RayClusters remembered, to drop their children's wakes
 
 # The cluster a pass works on, so that API calls it leaves running when it is
@@ -59,6 +69,9 @@ class ReconcilerConfig:
     max_creates_per_pass: int = 250  # bounded work per pass keeps clusters fair
     max_pods_per_cluster: int = 10_000
     retry_after_failure: float = 5.0
+    # GCS fault tolerance: keep a finalizer on FT clusters and delete their keys from
+    # Redis with a Job on delete (KubeRay's ENABLE_GCS_FT_REDIS_CLEANUP).
+    redis_cleanup: bool = True
 
 
 class Reconciler:
@@ -78,18 +91,15 @@ class Reconciler:
         self._uids: dict[Key, str] = {}
         self._gone: OrderedDict[str, None] = OrderedDict()  # uids of deleted clusters
         self._strangers_reported: dict[Key, set[str]] = {}
+        self._warned: dict[Key, set[str]] = {}  # Warnings posted once (_warn_once)
         self._pool = ThreadPoolExecutor(self.config.api_threads, thread_name_prefix="kube")
         self._inflight: dict[Key, set[Future[Any]]] = {}
         self.events = EventRecorder(api, self._pool)
-        # Per cluster, the resourceVersion our last status write produced, and the
-        # versions of RayCluster events that arrived while a status write was in flight.
-        self._own_writes: dict[Key, str] = {}
-        self._during_write: dict[Key, list[str | None]] = {}
+        self.own_writes = OwnStatusWrites()
         # The newest body of each RayCluster its watch delivered: a pass starts from it
         # instead of a GET. Not while our last status write has not come back through
         # the watch (the body would lack it), nor after a resync cleared it.
         self._watched: dict[Key, dict[str, Any]] = {}
-        self._unseen_write: set[Key] = set()
         # The head Service as last read, until a Service event of the cluster arrives
         # (the child watch sees every change of it, ours included) or a resync. The
         # epoch counts those events, so a GET that overlapped one is not kept.
@@ -101,7 +111,7 @@ class Reconciler:
 
     def observe(self, key: Key, body: dict[str, Any]) -> None:
         """The RayCluster watch delivered this body (on the event loop, before
-        is_own_write). The pass copies it: nothing here is ever modified."""
+        own_writes.is_own). The pass copies it: nothing here is ever modified."""
         self._watched[key] = body
 
     def service_changed(self, keys: Iterable[Key], version: str | None = None) -> None:
@@ -127,20 +137,6 @@ class Reconciler:
         ):
             self._services[key] = service
 
-    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
-        """True for the watch event of our own status write: the pass that wrote it saw
-        everything the new version holds, so it needs no pass of its own (KubeRay skips
-        status-only updates with a generation predicate; this is narrower). Call it on
-        the event loop: an event that arrives before the write returns is held until
-        the write's version is known."""
-        if key in self._during_write:
-            self._during_write[key].append(resource_version)
-            return True
-        own = resource_version is not None and self._own_writes.get(key) == resource_version
-        if own:
-            self._unseen_write.discard(key)
-        return own
-
     def is_gone(self, uid: str | None) -> bool:
         """True if the RayCluster with this uid was deleted: its children's events
         (garbage collection at work) need no pass."""
@@ -150,11 +146,11 @@ class Reconciler:
         """The RayCluster is gone: drop what we kept about it."""
         uid = uid or self._uids.get(key)
         for kept in (
-            self._ensured, self._uids, self._own_writes, self._strangers_reported, self._watched,
+            self._ensured, self._uids, self._strangers_reported, self._warned, self._watched,
             self._services, self._service_epoch, self._service_event,
         ):  # fmt: skip
             kept.pop(key, None)
-        self._unseen_write.discard(key)
+        self.own_writes.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
         if uid:
             self._gone[uid] = None
@@ -213,7 +209,7 @@ class Reconciler:
             self.forget(key)
             return None  # deleted: garbage collection removes the children
         if not managed_by_us(cluster):
-            log.debug("%s/%s is managed by %s: hands off", *key, cluster["spec"].get("managedBy"))
+            log.debug("%s/%s is managed by %s: hands off", *key, managed_by(cluster))
             return None
         if cluster["metadata"].get("deletionTimestamp"):
             return await self._finalize(cluster)
@@ -227,13 +223,26 @@ class Reconciler:
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
-        todo = plan(cluster, observed, self.builders, self.config.max_pods_per_cluster)
-        todo.problems += await self._check_head_service_account(cluster)
-        auth_problems = await self._check_auth_secret(cluster)
-        todo.problems += auth_problems
+        observed = dataclasses.replace(
+            observed,
+            head_service_account_exists=await self._head_service_account_exists(cluster),
+        )
+        found, keys = await self._auth_secret_keys(cluster)
+        observed = dataclasses.replace(observed, auth_secret_found=found, auth_secret_keys=keys)
+        todo = plan(
+            cluster,
+            observed,
+            self.builders,
+            self.config.max_pods_per_cluster,
+            self.config.redis_cleanup,
+        )
+        finalizer_failure = await self._add_finalizer(cluster, todo.add_finalizer)
+        look_again = any(p.reason in RECHECKED_PROBLEMS for p in todo.problems)
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures, pods_written = await self._execute(cluster, todo)
+        if finalizer_failure is not None:
+            failures.append(finalizer_failure)
 
         previous = cluster.get("status") or {}
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
@@ -256,7 +265,7 @@ class Reconciler:
         if more_to_create or changed_meanwhile:
             return 0.0
         # No watch sees Secrets: look again soon for the one that was missing.
-        return self.config.retry_after_failure if failures or auth_problems else None
+        return self.config.retry_after_failure if failures or look_again else None
 
     async def _read_cluster(self, key: Key) -> dict[str, Any] | None:
         """The RayCluster as its watch last delivered it, else from a GET (kept for the
@@ -264,10 +273,10 @@ class Reconciler:
         listed afresh: only they decide what to create, so a stale RayCluster can
         delay a change until its event's pass, never create a pod twice."""
         watched = self._watched.get(key)
-        if watched is not None and key not in self._unseen_write:
+        if watched is not None and not self.own_writes.unseen(key):
             return copy.deepcopy(watched)
         cluster = await self._call(self.api.get_cluster, *key)
-        if cluster is not None and key not in self._watched and key not in self._unseen_write:
+        if cluster is not None and key not in self._watched and not self.own_writes.unseen(key):
             self._watched[key] = copy.deepcopy(cluster)
         return cluster
 
@@ -292,15 +301,13 @@ class Reconciler:
 
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
-        self._during_write[key] = []
+        self.own_writes.begin(key)
+        version = None
         try:
             version = await self._call(self.api.replace_status, *key, status)
         finally:
-            during = self._during_write.pop(key)
-        self._own_writes[key] = version
-        if version not in during:  # its watch event is still to come
-            self._unseen_write.add(key)
-        return any(seen != version for seen in during)
+            changed_meanwhile = self.own_writes.end(key, version)
+        return changed_meanwhile
 
     def _report_strangers(self, cluster: dict[str, Any], strangers: list[ObservedPod]) -> None:
         """One Warning per pod (per process) that carries the cluster's labels without
@@ -409,79 +416,52 @@ class Reconciler:
             ensured.add((meta["uid"], kind, name))
         return True
 
-    async def _check_head_service_account(self, cluster: dict[str, Any]) -> list[Problem]:
-        """With in-tree autoscaling and a service account named in the head template,
-        the operator creates no RBAC (the account's owner grants it) and the account
-        must exist: the head pod cannot be created without it, and Ray's autoscaler
-        runs as it. Checked until it is seen once (per cluster and process)."""
+    async def _head_service_account_exists(self, cluster: dict[str, Any]) -> bool | None:
+        """With in-tree autoscaling, the service account the head template names (the
+        operator then creates no RBAC) must exist. Looked up until it is seen once per
+        cluster and process; None when there is nothing to look up or the lookup
+        failed (no Problem is made from a guess)."""
         name = head_service_account(cluster)
         if not name or not autoscaling_enabled(cluster):
-            return []
+            return None
         meta = cluster["metadata"]
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         key = (meta["uid"], "UserServiceAccount", name)
         if key in ensured:
-            return []
+            return True
         try:
             exists = await self._call(self.api.service_account_exists, meta["namespace"], name)
         except ApiException as err:
             log.warning("could not check service account %s: %s", name, err.reason)
-            return []
+            return None
         if exists:
             ensured.add(key)
-            return []
-        pod_spec = cluster["spec"]["headGroupSpec"]["template"].get("spec") or {}
-        field = "serviceAccountName" if pod_spec.get("serviceAccountName") else "serviceAccount"
-        return [
-            Problem(
-                "ServiceAccountNotFound",
-                f"spec.headGroupSpec.template.spec.{field}",
-                f"service account {name!r} does not exist in namespace {meta['namespace']!r}: "
-                "the head pod cannot be created until it does, and Ray's autoscaler runs as "
-                "it; create it and grant it what the autoscaler uses (pods get, list, "
-                "watch, patch; pods/resize patch; rayclusters get, patch)",
-            )
-        ]
+        return exists
 
-    async def _check_auth_secret(self, cluster: dict[str, Any]) -> list[Problem]:
-        """`authOptions.secretName`: the Secret must exist and hold `auth_token`, or
-        every Ray pod stays unstarted (its env cannot be resolved). Only its keys are
-        read. Checked until it is seen once (per cluster and process)."""
+    async def _auth_secret_keys(
+        self, cluster: dict[str, Any]
+    ) -> tuple[bool | None, frozenset[str]]:
+        """Whether `authOptions.secretName` exists, and its keys (never the values).
+        Looked up until it holds the token once per cluster and process; (None, {})
+        when there is nothing to look up or the lookup failed."""
         name = auth.user_secret(cluster)
         if not name or not auth.token_auth(cluster) or auth.k8s_token_auth(cluster):
-            return []
+            return None, frozenset()
         meta = cluster["metadata"]
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         key = (meta["uid"], "UserSecret", name)
         if key in ensured:
-            return []
+            return True, frozenset({auth.TOKEN_KEY})
         try:
             keys = await self._call(self.api.secret_keys, meta["namespace"], name)
         except ApiException as err:
             log.warning("could not check secret %s: %s", name, err.reason)
-            return []
-        field = "spec.authOptions.secretName"
+            return None, frozenset()
         if keys is None:
-            return [
-                Problem(
-                    "AuthSecretNotFound",
-                    field,
-                    f"Secret {name!r} does not exist in namespace {meta['namespace']!r}: Ray "
-                    f"pods cannot start until it does; create it with key "
-                    f"{auth.TOKEN_KEY!r}, or remove secretName to have one generated",
-                )
-            ]
-        if auth.TOKEN_KEY not in keys:
-            return [
-                Problem(
-                    "AuthSecretKeyMissing",
-                    field,
-                    f"Secret {name!r} has no key {auth.TOKEN_KEY!r}: Ray pods cannot start "
-                    f"until it does; put the token under {auth.TOKEN_KEY!r}",
-                )
-            ]
-        ensured.add(key)
-        return []
+            return False, frozenset()
+        if auth.TOKEN_KEY in keys:
+            ensured.add(key)
+        return True, frozenset(keys)
 
     async def _create(
         self, cluster: dict[str, Any], create: PodCreate, done: list[PodWrite]
@@ -522,27 +502,120 @@ class Reconciler:
         self.events.post(cluster, "Warning", reason, message)
         return Failure(reason, message)
 
-    async def _finalize(self, cluster: dict[str, Any]) -> float | None:
-        """Ray's autoscaler deletes an idle cluster (policy Delete) behind the finalizer
-        `ray.io/idle-termination-cleanup-finalizer`: remove the pods, then the finalizer."""
-        meta = cluster["metadata"]
-        if c.IDLE_TERMINATION_FINALIZER not in (meta.get("finalizers") or []):
+    async def _add_finalizer(
+        self, cluster: dict[str, Any], finalizer: str | None
+    ) -> Failure | None:
+        """Put the finalizer the plan asks for on the RayCluster before anything else is
+        done; a failure is reported and the next pass tries again."""
+        if finalizer is None:
             return None
-        pods = await self._call(self.api.list_cluster_pods, meta["namespace"], meta["name"])
-        observed, _ = owned_by(meta["uid"], pods, None)
-        if observed.pods:
-            done: list[PodWrite] = []
-            await asyncio.gather(
-                *(
-                    self._delete(cluster, PodDelete(p.name, p.group, "ClusterDeleted"), done)
-                    for p in observed.pods
-                    if not p.terminating
-                )
-            )
-            self.events.pods_written(cluster, done)
-            return 1.0
-        await self._call(self.api.remove_finalizer, cluster, c.IDLE_TERMINATION_FINALIZER)
+        try:
+            await self._call(self.api.add_finalizer, cluster, finalizer)
+        except ApiException as err:
+            if err.status in (409, 422):  # changed since our read: its event brings a pass
+                log.info("%s/%s changed meanwhile; finalizer %s on the next pass",
+                         cluster["metadata"]["namespace"], cluster["metadata"]["name"],
+                         finalizer)  # fmt: skip
+                return None
+            return self._failed(cluster, "FailedAddFinalizer", finalizer, err)
+        log.info("%s/%s: added finalizer %s", cluster["metadata"]["namespace"],
+                 cluster["metadata"]["name"], finalizer)  # fmt: skip
         return None
+
+    async def _finalize(self, cluster: dict[str, Any]) -> float | None:
+        """A RayCluster being deleted behind one of the finalizers we honour (Ray's
+        autoscaler's idle-termination one, the GCS FT Redis cleanup one): act on
+        teardown.plan_teardown."""
+        meta = cluster["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        finalizers = meta.get("finalizers") or []
+        gcs = c.GCS_FT_REDIS_CLEANUP_FINALIZER in finalizers
+        if not gcs and c.IDLE_TERMINATION_FINALIZER not in finalizers:
+            return None
+        pods = await self._call(self.api.list_cluster_pods, namespace, name)
+        jobs = (
+            await self._call(self.api.list_jobs, namespace, cleanup_job_selector(name))
+            if gcs
+            else []
+        )
+        observed, _ = owned_by(meta["uid"], pods, None)
+        todo = plan_teardown(
+            cluster,
+            observed.pods,
+            [j for j in jobs if j.owner_uid == meta["uid"]],
+            time.time(),
+            self.config.redis_cleanup,
+            self.builders.redis_cleanup_job,
+        )
+        if todo.deletes:
+            done: list[PodWrite] = []
+            await asyncio.gather(*(self._delete(cluster, d, done) for d in todo.deletes))
+            self.events.pods_written(cluster, done)
+        if todo.create_job is not None:
+            retry = await self._create_cleanup_job(cluster, todo.create_job)
+            if retry is not None:
+                return retry
+        return await self._remove_finalizers(cluster, todo)
+
+    async def _create_cleanup_job(
+        self, cluster: dict[str, Any], job: dict[str, Any]
+    ) -> float | None:
+        """Create the Redis cleanup Job; a retry delay if that failed."""
+        where = f"{job['metadata']['namespace']}/{job['metadata']['name']}"
+        try:
+            created = await self._call(self.api.create_job, job)
+        except ApiException as err:
+            # Retried every few seconds until the deletion timeout: one Warning per
+            # distinct error, not one per attempt.
+            message = f"Failed to create Redis cleanup Job {where}: {_api_message(err)}"
+            metrics.API_FAILURES.labels("FailedToCreateRedisCleanupJob").inc()
+            log.warning("%s/%s: %s", cluster["metadata"]["namespace"],
+                        cluster["metadata"]["name"], message)  # fmt: skip
+            self._warn_once(cluster, "FailedToCreateRedisCleanupJob", message)
+            return self.config.retry_after_failure
+        if created:
+            self.events.post(
+                cluster, "Normal", "CreatedRedisCleanupJob", f"Created Redis cleanup Job {where}"
+            )
+        else:  # one of that name exists but was not listed as ours: a stranger, or a race
+            self._warn_once(
+                cluster, "FailedToCreateRedisCleanupJob",
+                f"Failed to create Redis cleanup Job {where}: a Job of that name exists and "
+                "is not controlled by this RayCluster; delete it, or the finalizer is "
+                f"removed when {c.ANNOTATION_GCS_FT_DELETION_TIMEOUT} has passed",
+            )  # fmt: skip
+            return self.config.retry_after_failure
+        return None
+
+    async def _remove_finalizers(self, cluster: dict[str, Any], todo: Teardown) -> float | None:
+        if not todo.removals:
+            return todo.requeue
+        try:
+            await self._call(
+                self.api.remove_finalizers, cluster, [r.finalizer for r in todo.removals]
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None  # gone already
+            if err.status in (409, 422):  # the finalizers changed meanwhile: read again
+                return 0.0
+            raise
+        for removal in todo.removals:
+            log.info("%s/%s: removed finalizer %s", cluster["metadata"]["namespace"],
+                     cluster["metadata"]["name"], removal.finalizer)  # fmt: skip
+            if removal.note is not None:
+                note = removal.note
+                self.events.post(cluster, note.type, note.reason, note.message)
+        return todo.requeue  # None once nothing is left to wait for
+
+    def _warn_once(self, cluster: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning posted once per cluster, message and process (a condition that
+        persists across passes)."""
+        meta = cluster["metadata"]
+        warned = self._warned.setdefault((meta["namespace"], meta["name"]), set())
+        if message not in warned:
+            warned.add(message)
+            self.events.post(cluster, "Warning", reason, message)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -598,6 +671,14 @@ def _name_taken(kind: str, name: str) -> Problem:
         )
     if kind == "Service":
         return head_service_taken(name)
+    if kind == "Ingress":
+        return Problem(
+            "IngressConflict",
+            "spec.headGroupSpec.enableIngress",
+            f"Ingress {name!r} already exists and is not controlled by this RayCluster; it "
+            "is left as it is. Delete it to have the cluster's own made, or set "
+            "enableIngress to false",
+        )
     if kind == "Secret":
         return Problem(
             "AuthSecretConflict",

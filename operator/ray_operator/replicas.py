@@ -35,9 +35,10 @@ from .model import (
     Plan,
     PodCreate,
     PodDelete,
+    PodStamp,
 )
 from .observed import ObservedPod
-from .spec import GroupSpec
+from .spec import NodeGroup
 
 
 def free_indices(used: Iterable[int | None], count: int) -> list[int]:
@@ -53,7 +54,7 @@ def free_indices(used: Iterable[int | None], count: int) -> list[int]:
 
 
 def single_host_creates(
-    group: GroupSpec, prototype: dict[str, Any], kept: list[ObservedPod], count: int
+    group: NodeGroup, prototype: dict[str, Any], kept: list[ObservedPod], count: int
 ) -> list[PodCreate]:
     """`count` new pods of a one-host group, each with its own replica index."""
     return [
@@ -68,7 +69,7 @@ def single_host_creates(
 
 
 def plan_multi_host(
-    group: GroupSpec,
+    group: NodeGroup,
     pods: list[ObservedPod],
     prototype: dict[str, Any],
     wanted_hash: str | None,
@@ -93,6 +94,15 @@ def plan_multi_host(
             result.deletes += [PodDelete(p.name, group.name, reason) for p in members]
         else:
             healthy[name] = members
+    if wanted_hash is not None:
+        # KubeRay's pods (before a migration) carry no hash: adopt whole replicas by
+        # stamping them, as for single-host groups, instead of restarting them.
+        result.stamps += [
+            PodStamp(p.name, group.name, wanted_hash)
+            for members in healthy.values()
+            for p in members
+            if p.template_hash is None
+        ]
 
     missing = group.clamped_replicas - len(healthy) if not group.suspended else -len(healthy)
     if missing > 0:

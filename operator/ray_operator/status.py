@@ -14,7 +14,7 @@ from . import constants as c
 from .model import Failure, Problem
 from .observed import Observed, ObservedPod, choose_head
 from .quantity import format_quantity, parse_quantity
-from .spec import cluster_suspended, worker_groups
+from .spec import cluster_suspended, generation, head_group_spec, worker_groups
 
 TPU_RESOURCE = "google.com/tpu"
 
@@ -34,8 +34,7 @@ def pod_resources(template: dict[str, Any]) -> dict[str, Decimal]:
 
 
 def desired_resources(cluster: dict[str, Any]) -> dict[str, Decimal]:
-    spec = cluster.get("spec", {})
-    totals = dict(pod_resources((spec.get("headGroupSpec") or {}).get("template") or {}))
+    totals = dict(pod_resources(head_group_spec(cluster).get("template") or {}))
     for group in worker_groups(cluster):
         if group.desired_pods == 0:
             continue
@@ -79,7 +78,7 @@ def compute_status(
     gpu_keys = [k for k in resources if k.endswith("gpu")]
     desired_workers = 0 if suspended else sum(g.desired_pods for g in groups)
     status: dict[str, Any] = {
-        "observedGeneration": cluster.get("metadata", {}).get("generation", 0),
+        "observedGeneration": generation(cluster),
         "desiredWorkerReplicas": desired_workers,
         "minWorkerReplicas": sum(g.min_replicas * g.num_of_hosts for g in groups),
         "maxWorkerReplicas": sum(g.max_replicas * g.num_of_hosts for g in groups),

@@ -21,10 +21,10 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
+from ray_operator_dev import toolcache
 from ray_operator_dev.crd.podtemplate import OPENAPI_FILE, kubernetes_version, locate_openapi
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
 
 
 def _strict(node: Any) -> Any:
@@ -100,10 +100,7 @@ def _crd_validators(paths: Iterable[Path]) -> dict[tuple[str, str], Any]:
 
 @functools.cache
 def _custom_validators() -> dict[tuple[str, str], Any]:
-    prometheus = sorted((SHARED_TESTDATA / "prometheus-operator-crds").glob("*.yaml"))
-    if not prometheus:  # CI clones the repository with shared/ beside it
-        raise FileNotFoundError(f"Prometheus Operator CRDs not found in {SHARED_TESTDATA}")
-    return _crd_validators(sorted((REPO / "crds").glob("*.yaml")) + prometheus)
+    return _crd_validators(sorted((REPO / "crds").glob("*.yaml")) + toolcache.prometheus_crds())
 
 
 def errors(obj: dict[str, Any]) -> list[str]:

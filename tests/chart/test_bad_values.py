@@ -107,9 +107,13 @@ CASES = {
         {"watchNamespaces": ["a"], **cluster(namespace="b")},
         ["rayClusters.x.namespace", '"b"', "watchNamespaces"],
     ),
-    "enable-ingress": (
-        cluster(extraSpec={"headGroupSpec": {"enableIngress": True}}),
-        ["rayClusters.x.extraSpec.headGroupSpec.enableIngress", "no Ingress", "x-head-svc"],
+    "auth-twice": (
+        cluster(authOptions={"mode": "token"}, extraSpec={"authOptions": {"mode": "disabled"}}),
+        ["rayClusters.x.authOptions", "both set"],
+    ),
+    "auth-mode-unknown": (
+        cluster(authOptions={"mode": "password"}),
+        ["/rayClusters/x/authOptions/mode", "disabled"],
     ),
     "gcs-ft-twice": (
         cluster(

@@ -22,6 +22,12 @@ MATRIX: dict[str, dict[str, Any]] = {
     "defaults": {},
     "monitoring": MONITORING,
     "namespaced-ha": {"watchNamespaces": ["team-a", "team-b"], "replicaCount": 2},
+    "rayjobs": {
+        "rayJobs": {
+            "new": {"entrypoint": "true", "cluster": {"workerGroups": {"cpu": {}}}},
+            "existing": {"entrypoint": "true", "clusterName": "c", "submissionMode": "HTTPMode"},
+        }
+    },
     "autoscaling-cluster": {
         "rayClusters": {"auto": {"autoscaling": {"enabled": True}, "workerGroups": {"cpu": {}}}}
     },

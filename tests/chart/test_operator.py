@@ -28,8 +28,8 @@ def test_defaults_render_the_operator_in_cluster_mode() -> None:
     docs = render_chart()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted([
-        "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-        "Service", "Deployment", "Pod",
+        "CustomResourceDefinition", "CustomResourceDefinition",  # RayCluster, RayJob
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment", "Pod",
         "ClusterRole", "ClusterRole",  # the aggregated RayCluster editor and viewer
     ])  # fmt: skip
     assert not by_kind(docs, "RayCluster")
@@ -50,14 +50,15 @@ def test_every_object_carries_the_standard_labels() -> None:
         assert labels["app.kubernetes.io/version"] == CHART_META["appVersion"]
 
 
-def test_crds_are_templated_with_keep_policy_and_labels() -> None:
-    crd = one(render_chart(show_only=["templates/crds.yaml"]), "CustomResourceDefinition")
-    assert crd["metadata"]["name"] == "rayclusters.ray.io"
+@pytest.mark.parametrize("plural", ["rayclusters", "rayjobs"])
+def test_crds_are_templated_with_keep_policy_and_labels(plural: str) -> None:
+    docs = render_chart(show_only=["templates/crds.yaml"])
+    crd = one(docs, "CustomResourceDefinition", f"{plural}.ray.io")
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     # the body is the generated file's, integers untouched (no float round trip)
     source = next(
-        d for d in yaml.safe_load_all((CHART / "files/crds/ray.io_rayclusters.yaml").read_text())
+        d for d in yaml.safe_load_all((CHART / f"files/crds/ray.io_{plural}.yaml").read_text())
         if d
     )  # fmt: skip
     assert crd["spec"] == source["spec"]
@@ -66,8 +67,10 @@ def test_crds_are_templated_with_keep_policy_and_labels() -> None:
 def test_crds_can_be_left_out_and_unkept() -> None:
     docs = render_chart(values={"crds": {"install": False}})
     assert not by_kind(docs, "CustomResourceDefinition")
-    crd = one(render_chart(values={"crds": {"keep": False}}), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+    crds = by_kind(render_chart(values={"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert len(crds) == 2
+    for crd in crds:
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
 
 
 def test_deployment_pod_passes_restricted_pod_security() -> None:
@@ -149,6 +152,16 @@ def test_deployment_scheduling_env_and_image_values() -> None:
     assert args[-1] == "--workers=9"
     assert "--log-format=text" in args and "--verbose" in args
     assert "--max-pods-per-cluster=2147483647" in args  # no 2.147483647e+09
+
+
+def test_gcs_ft_redis_cleanup_is_on_unless_turned_off() -> None:
+    def args(values: dict) -> list[str]:
+        rendered = render_chart(values=values, show_only=["templates/deployment.yaml"])
+        return container_args(one(rendered, "Deployment"))
+
+    assert not [a for a in args({}) if "redis-cleanup" in a]  # the operator's default: on
+    off = {"config": {"gcsFaultToleranceRedisCleanup": False}}
+    assert "--no-gcs-ft-redis-cleanup" in args(off)
 
 
 def test_namespaced_mode_passes_each_namespace() -> None:

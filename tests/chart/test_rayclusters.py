@@ -217,6 +217,12 @@ def test_autoscaling_off_drops_the_options() -> None:
     assert "autoscalerOptions" not in spec
 
 
+def test_auth_options_are_passed_through() -> None:
+    auth = {"mode": "token", "secretName": "ray-token"}
+    values = {"rayClusters": {"x": {"authOptions": auth}}}
+    assert clusters(values)["x"]["spec"]["authOptions"] == auth
+
+
 def test_cluster_level_fields_and_extra_spec() -> None:
     values = {"rayClusters": {"x": {
         "suspend": True, "upgradeStrategy": "Recreate", "annotations": {"note": "hi"},

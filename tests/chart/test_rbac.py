@@ -94,9 +94,10 @@ def test_aggregated_user_roles_extend_admin_edit_and_view() -> None:
         == {agg + "admin", agg + "edit"}  # fmt: skip
     assert {k for k in view["metadata"]["labels"] if k.startswith(agg)} == {agg + "view"}
     assert flatten(edit["rules"])[("ray.io", "rayclusters")] >= {"create", "update", "delete"}
+    assert flatten(edit["rules"])[("ray.io", "rayjobs")] >= {"create", "update", "delete"}
     assert flatten(view["rules"]) == {
-        ("ray.io", "rayclusters"): {"get", "list", "watch"},
-        ("ray.io", "rayclusters/status"): {"get", "list", "watch"},
+        ("ray.io", resource): {"get", "list", "watch"}
+        for resource in ("rayclusters", "rayclusters/status", "rayjobs", "rayjobs/status")
     }
     off = {"rbac": {"aggregateUserRoles": False}}
     assert not render_chart(values=off, show_only=["templates/userroles.yaml"])

@@ -4,6 +4,8 @@ metadata patch, never deleted and recreated."""
 
 from __future__ import annotations
 
+import pytest
+
 from ray_operator import constants as c
 from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
@@ -12,18 +14,23 @@ from tests.manifests import raycluster, worker_group
 HASH = c.ANNOTATION_TEMPLATE_HASH
 
 
-def test_pods_without_our_hash_are_stamped_not_recreated(api_client, namespace, run_operator):
+@pytest.mark.parametrize(
+    ("group", "pods"),
+    [(worker_group("cpu", 2), 3), (worker_group("tpu", 2, numOfHosts=2), 5)],
+    ids=["single-host", "multi-host"],
+)
+def test_pods_without_our_hash_are_stamped_not_recreated(
+    api_client, namespace, run_operator, group, pods
+):
     clusters = Clusters(api_client, namespace)
     run_operator(namespace)
-    clusters.create(
-        raycluster("adopt", worker_group("cpu", 2), upgradeStrategy={"type": "Recreate"})
-    )
+    clusters.create(raycluster("adopt", group, upgradeStrategy={"type": "Recreate"}))
     clusters.wait_state("adopt")
     before = {
         p.metadata.name: (p.metadata.uid, p.metadata.annotations[HASH])
         for p in clusters.pods("adopt")
     }
-    assert len(before) == 3
+    assert len(before) == pods
 
     # Make them look like KubeRay's pods: no hash of ours.
     escaped = HASH.replace("/", "~1")
@@ -33,8 +40,9 @@ def test_pods_without_our_hash_are_stamped_not_recreated(api_client, namespace, 
         )
 
     def restamped() -> bool:
-        pods = clusters.pods("adopt")
-        return len(pods) == 3 and all(HASH in (p.metadata.annotations or {}) for p in pods)
+        return len(found := clusters.pods("adopt")) == pods and all(
+            HASH in (p.metadata.annotations or {}) for p in found
+        )
 
     wait_for(restamped, timeout=60, what="pods stamped again")
     after = {

@@ -20,7 +20,7 @@ from ray_operator import constants as c
 from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
-from tests.ray_harness import AutoscalerCredentials, RayHarness, service_account_token
+from tests.ray_harness import RayHarness
 
 NAME = "auth"
 
@@ -75,12 +75,8 @@ def test_token_auth_with_real_ray(api_client, namespace, run_operator, control_p
         ref = env["RAY_AUTH_TOKEN"].value_from.secret_key_ref
         assert (ref.name, ref.key) == (NAME, "auth_token"), container.name
 
-    wait_for(lambda: _service_account(clusters.core, namespace), what="autoscaler SA")
-    harness = RayHarness(clusters.core, namespace, NAME)
-    token_file = harness.workdir / "token"
-    token_file.write_text(service_account_token(clusters.core, namespace, NAME))
-    harness.credentials = AutoscalerCredentials(
-        control_plane.server, control_plane.pki.ca_cert, token_file
+    harness = RayHarness.with_autoscaler(
+        clusters.core, namespace, NAME, control_plane.server, control_plane.pki.ca_cert
     )
     failed = True
     try:
@@ -163,14 +159,4 @@ def _secret(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Secre
     except client.ApiException as err:
         if err.status == 404:
             return None
-        raise
-
-
-def _service_account(core: client.CoreV1Api, namespace: str) -> bool:
-    try:
-        core.read_namespaced_service_account(NAME, namespace)
-        return True
-    except client.ApiException as err:
-        if err.status == 404:
-            return False
         raise

@@ -127,17 +127,7 @@ def test_max_replicas_below_current_pods(clusters, namespace, run_operator):
     # What Ray's autoscaler then does (see test_autoscaler_loop for the real one): list
     # the surplus. The operator deletes exactly those pods and the condition clears.
     victims = sorted(p.metadata.name for p in pods)[:2]
-    clusters.patch(
-        "over",
-        [
-            {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1},
-            {
-                "op": "replace",
-                "path": "/spec/workerGroupSpecs/0/scaleStrategy",
-                "value": {"workersToDelete": victims},
-            },
-        ],
-    )
+    clusters.scale_as_autoscaler("over", 0, 1, victims)
     (kept,) = clusters.wait_pods("over", 1, "cpu")
     assert kept.metadata.name not in victims
     wait_for(lambda: _failure(clusters, "over") is None, what="ReplicaFailure cleared")

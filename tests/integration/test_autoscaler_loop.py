@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,12 +27,7 @@ from ray_operator import constants as c
 from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
-from tests.ray_harness import (
-    AutoscalerCredentials,
-    RayHarness,
-    Timeline,
-    service_account_token,
-)
+from tests.ray_harness import RayHarness, Timeline
 
 NAME = "loop"
 IDLE_TIMEOUT_S = 8
@@ -196,14 +190,8 @@ def test_ray_autoscaler_scales_through_the_operator(
     clusters = Clusters(api_client, namespace)
     run_operator(namespace)
     clusters.create(loop_cluster())
-    # The sidecar authenticates as the ServiceAccount the operator created for it, so the
-    # operator's Role is what allows (or refuses) every call Ray's autoscaler makes.
-    wait_for(lambda: _service_account(clusters.core, namespace), what="autoscaler SA")
-    harness = RayHarness(clusters.core, namespace, NAME)
-    token_file = harness.workdir / "token"
-    token_file.write_text(service_account_token(clusters.core, namespace, NAME))
-    harness.credentials = AutoscalerCredentials(
-        control_plane.server, control_plane.pki.ca_cert, token_file
+    harness = RayHarness.with_autoscaler(
+        clusters.core, namespace, NAME, control_plane.server, control_plane.pki.ca_cert
     )
     timeline = harness.timeline
     recorder = Recorder(api_client, namespace, timeline)
@@ -232,7 +220,6 @@ def test_ray_autoscaler_scales_through_the_operator(
         # the head and the one CPU worker of minReplicas come up; the autoscaler starts
         wait_for(lambda: len(harness.joined()) == 2, timeout=90, what="head and min worker")
         wait_for(lambda: harness.autoscaler is not None, what="autoscaler started")
-        time.sleep(6)  # one idle autoscaler cycle: nothing to do yet
 
         # 1. Scale up (both groups), run the tasks, scale down after the idle timeout.
         demand("phase 1: 3 CPU tasks + 1 special task", 3, 1)
@@ -245,7 +232,8 @@ def test_ray_autoscaler_scales_through_the_operator(
         victims = set().union(*(_victims(g) for _, g in recorder.specs))
         # 2. New demand while the list still names the (gone) pods: Ray's autoscaler
         # scales up and clears the list in the same patch; the operator follows.
-        time.sleep(2)
+        wait_for(lambda: len(harness.joined()) == 2, what="the removed Ray nodes gone")
+        assert _victims(recorder.specs[-1][1]), "the list should still name the gone pods"
         demand("phase 2: 1 special task", 0, 1)
         wait_for(
             lambda: not _victims(recorder.specs[-1][1]),
@@ -385,8 +373,3 @@ def _check(
     print("--- latencies ---")
     for what, seconds in rows:
         print(f"{what:<50} {seconds:6.2f}s")
-
-
-def _service_account(core: client.CoreV1Api, namespace: str) -> client.V1ServiceAccount | None:
-    found = core.list_namespaced_service_account(namespace, field_selector=f"metadata.name={NAME}")
-    return found.items[0] if found.items else None

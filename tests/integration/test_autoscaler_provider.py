@@ -18,7 +18,7 @@ from tests.clusters import Clusters
 from tests.kubehelpers import service_account_client, wait_for
 from tests.manifests import raycluster, worker_group
 from tests.operator_process import OperatorProcess
-from tests.ray_harness import AutoscalerCredentials, kuberay_client, service_account_token
+from tests.ray_harness import autoscaler_credentials, kuberay_client, service_account_exists
 
 TAG_NODE_TYPE = "ray-user-node-type"  # ray.autoscaler.tags.TAG_RAY_USER_NODE_TYPE
 
@@ -50,18 +50,17 @@ def autoscaled(
         operator = run_operator(namespace)
         clusters.create(two_groups(name))
         (head,) = clusters.wait_pods(name, 1, c.HEAD_GROUP)
-        wait_for(lambda: _service_account(clusters.core, namespace, name), what="autoscaler SA")
-        token = tmp_path / "token"
-        token.write_text(service_account_token(clusters.core, namespace, name))
-        creds = AutoscalerCredentials(control_plane.server, control_plane.pki.ca_cert, token)
+        creds = autoscaler_credentials(
+            clusters.core,
+            namespace,
+            name,
+            control_plane.server,
+            control_plane.pki.ca_cert,
+            tmp_path,
+        )
         return operator, kuberay_client(creds, head_pod=head.metadata.name)
 
     return make
-
-
-def _service_account(core: client.CoreV1Api, namespace: str, name: str) -> bool:
-    found = core.list_namespaced_service_account(namespace, field_selector=f"metadata.name={name}")
-    return bool(found.items)
 
 
 def _group_state(clusters: Clusters, name: str) -> dict[str, tuple[int, list[str]]]:
@@ -245,7 +244,7 @@ def test_the_operators_role_grants_the_autoscaler_exactly_what_it_uses(
 ):
     run_operator(namespace)
     clusters.create(two_groups("rbac"))
-    wait_for(lambda: _service_account(clusters.core, namespace, "rbac"), what="autoscaler SA")
+    wait_for(lambda: service_account_exists(clusters.core, namespace, "rbac"), what="autoscaler SA")
     authz = client.AuthorizationV1Api(
         service_account_client(api_client, namespace, "rbac", create=False)
     )

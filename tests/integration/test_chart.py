@@ -34,6 +34,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
+from ray_operator_dev import toolcache
 from ray_operator_dev.devcluster import ControlPlane
 from ray_operator_dev.devcluster.controlplane import free_port
 from tests.chart.render import CHART, HelmError, helm, tool
@@ -41,8 +42,6 @@ from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_acc
 from tests.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
-# The repository is cloned with shared/ beside it.
-PROMETHEUS_CRDS = REPO.parent / "shared" / "testdata" / "prometheus-operator-crds"
 CRD_FILES = sorted((REPO / "crds").glob("*.yaml"))
 CRD_NAME = c.CRD_NAME
 # An RBAC denial, as the API server words it (other 403s, such as "namespace is being
@@ -93,9 +92,7 @@ def autoscaling_cluster(namespace: str | None = None) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def prometheus_crds(api_client: client.ApiClient) -> None:
-    files = sorted(PROMETHEUS_CRDS.glob("*.yaml"))
-    assert files, f"Prometheus Operator CRDs not found in {PROMETHEUS_CRDS}"
-    apply_crds(api_client, files)
+    apply_crds(api_client, toolcache.prometheus_crds())
 
 
 class Helm:
@@ -149,6 +146,38 @@ class Helm:
             [tool("kubectl"), *args], input=stdin, capture_output=True, text=True,
             timeout=300, env={**os.environ, **self.env},
         )  # fmt: skip
+
+    def test_as_kubelet(
+        self, core: client.CoreV1Api, release: str, namespace: str, outcome: str
+    ) -> dict[str, str]:
+        """`helm test` where kwok never completes a container: once the test pod runs,
+        report it `outcome` (Succeeded or Failed) as its kubelet would. Returns helm's
+        {"out": ...} or {"error": ...}."""
+        result: dict[str, str] = {}
+
+        def run_test() -> None:
+            try:
+                result["out"] = self.run("test", release, "-n", namespace, "--timeout", "2m")
+            except HelmError as err:
+                result["error"] = str(err)
+
+        runner = threading.Thread(target=run_test)
+        runner.start()
+        test_pod = f"{release}-ray-operator-test"
+
+        def running() -> bool:
+            try:
+                return core.read_namespaced_pod(test_pod, namespace).status.phase == "Running"
+            except ApiException as err:
+                if err.status == 404:
+                    return False
+                raise
+
+        wait_for(running, timeout=60, what=f"helm test pod {test_pod} admitted and running")
+        core.patch_namespaced_pod_status(test_pod, namespace, {"status": {"phase": outcome}})
+        runner.join(timeout=150)
+        assert not runner.is_alive(), "helm test did not return"
+        return result
 
     def cleanup(self) -> None:
         for release, namespace in reversed(self.releases):
@@ -590,31 +619,8 @@ def test_operator_and_test_pods_admitted_under_restricted_pod_security(
     ]
     assert not warnings, warnings
 
-    # `helm test` creates its pod in the same namespace; kwok never completes a
-    # container, so the test plays the kubelet and reports it Succeeded.
-    result: dict[str, Any] = {}
-
-    def run_test() -> None:
-        try:
-            result["out"] = helm_cli.run("test", release_name, "--namespace", ns, "--timeout", "2m")
-        except HelmError as err:
-            result["error"] = str(err)
-
-    runner = threading.Thread(target=run_test)
-    runner.start()
-    test_pod = f"{release_name}-ray-operator-test"
-
-    def created() -> bool:
-        try:
-            return core.read_namespaced_pod(test_pod, ns).status.phase == "Running"
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-
-    wait_for(created, timeout=60, what=f"helm test pod {test_pod} admitted and running")
-    core.patch_namespaced_pod_status(test_pod, ns, {"status": {"phase": "Succeeded"}})
-    runner.join(timeout=150)
+    # `helm test` creates its pod in the same namespace.
+    result = helm_cli.test_as_kubelet(core, release_name, ns, "Succeeded")
     assert "error" not in result, result.get("error")
     assert "Succeeded" in result["out"], result["out"]
 

@@ -24,7 +24,6 @@ import json
 import shutil
 import subprocess
 import tarfile
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
 from tests.chart.render import CHART, REPO, HelmError
+from tests.clusters import Clusters
 from tests.integration.test_chart import (  # noqa: F401 (fixtures)
     SMALL,
     Helm,
@@ -77,18 +77,9 @@ def groups(api: client.ApiClient, namespace: str, name: str = "auto") -> dict[st
 
 def autoscaler_patch(api: client.ApiClient, namespace: str, group: str, replicas: int,
                      to_delete: list[str], name: str = "auto") -> None:  # fmt: skip
-    """What Ray's autoscaler sends (ray/autoscaler/_private/kuberay/node_provider.py): a
-    JSON patch replacing one group's replicas and scaleStrategy, by list index."""
+    """What Ray's autoscaler sends, for the group named `group`."""
     index = list(groups(api, namespace, name)).index(group)
-    patch = [
-        {"op": "replace", "path": f"/spec/workerGroupSpecs/{index}/replicas", "value": replicas},
-        {"op": "replace", "path": f"/spec/workerGroupSpecs/{index}/scaleStrategy",
-         "value": {"workersToDelete": to_delete}},
-    ]  # fmt: skip
-    client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        c.GROUP, c.VERSION, namespace, c.PLURAL, name, patch,
-        _content_type="application/json-patch+json",
-    )  # fmt: skip
+    Clusters(api, namespace).scale_as_autoscaler(name, index, replicas, to_delete)
 
 
 def test_helm4_upgrade_keeps_the_autoscaler_replicas(
@@ -331,16 +322,8 @@ def test_failed_helm_test_leaves_no_pod_behind(
     test pod Failed. Helm deletes it anyway (hook-failed), so uninstall leaves none."""
     core = client.CoreV1Api(api_client)
     helm_cli.install(release_name, namespace, {"crds": {"install": False}})
-    result: dict[str, Any] = {}
-
-    def run_test() -> None:
-        try:
-            result["out"] = helm_cli.run("test", release_name, "-n", namespace, "--timeout", "2m")
-        except HelmError as err:
-            result["error"] = str(err)
-
-    runner = threading.Thread(target=run_test)
-    runner.start()
+    result = helm_cli.test_as_kubelet(core, release_name, namespace, "Failed")
+    assert "error" in result, result.get("out")
     test_pod = f"{release_name}-ray-operator-test"
 
     def phase() -> str | None:
@@ -351,10 +334,6 @@ def test_failed_helm_test_leaves_no_pod_behind(
                 return None
             raise
 
-    wait_for(lambda: phase() == "Running", timeout=60, what="helm test pod running")
-    core.patch_namespaced_pod_status(test_pod, namespace, {"status": {"phase": "Failed"}})
-    runner.join(timeout=150)
-    assert "error" in result, result.get("out")
     wait_for(lambda: phase() is None, timeout=60, what="failed test pod deleted by Helm")
     helm_cli.uninstall(release_name, namespace)
     assert phase() is None  # nothing of the test outlives the release

@@ -583,6 +583,10 @@ INVALID: dict[str, tuple[Callable[[Manifest], None], list[str]]] = {
         ),
         ["spec.authOptions.secretName", "cannot be set with enableK8sTokenAuth"],
     ),
+    "relative ingress path": (
+        _set("spec.headGroupSpec.ingressOptions", {"path": "ray"}),
+        ["spec.headGroupSpec.ingressOptions.path", "must be an absolute path"],
+    ),
     "empty pod name in workersToDelete": (
         _set(f"{G0}.scaleStrategy", {"workersToDelete": [""]}),
         ["spec.workerGroupSpecs[0].scaleStrategy.workersToDelete[0]"],

@@ -121,17 +121,7 @@ def test_workers_to_delete_removes_exactly_those_pods(clusters, namespace, run_o
     victims = sorted(p.metadata.name for p in pods)[:2]
     survivors = sorted(p.metadata.name for p in pods)[2:]
     # exactly what Ray's autoscaler sends: one JSON patch, replicas down + the list
-    clusters.patch(
-        "wtd",
-        [
-            {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 2},
-            {
-                "op": "replace",
-                "path": "/spec/workerGroupSpecs/0/scaleStrategy",
-                "value": {"workersToDelete": victims},
-            },
-        ],
-    )
+    clusters.scale_as_autoscaler("wtd", 0, 2, victims)
     remaining = clusters.wait_pods("wtd", 2, "cpu")
     assert sorted(p.metadata.name for p in remaining) == survivors
     clusters.settle("wtd")  # nothing is recreated while the names stay listed

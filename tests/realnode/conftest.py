@@ -39,11 +39,7 @@ def real_cp() -> Iterator[ControlPlane]:
         pytest.skip(reason)
     cp = ControlPlane.in_temp_dir(real_nodes=1).start()
     yield cp
-    if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
-        cp.stop()
-        print(f"control plane files kept in {cp.root}")
-    else:
-        cp.cleanup()
+    cp.cleanup()
 
 
 def kubectl(cp: ControlPlane, *args: str, check: bool = True, stdin: str | None = None) -> str:

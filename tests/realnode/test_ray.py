@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_operator_dev.devcluster import ControlPlane, tools_bin_dir
+from ray_operator_dev.devcluster import ControlPlane, podnet, tools_bin_dir
 from ray_operator_dev.devcluster.images import OPERATOR_IMAGE, RAY_IMAGE, Builder
 from ray_operator_dev.devcluster.nodeimages import import_archive
 from tests.kubehelpers import wait_for
@@ -342,3 +342,18 @@ def test_deleting_the_raycluster_leaves_no_container_pod_or_netns(
     # containers of deleted pods from containerd.
     wait_for(lambda: not set(mine) & set(node.containers()), timeout=150,
              what="containerd holds no container of the cluster")  # fmt: skip
+
+
+def test_nothing_was_masqueraded(real_cp: ControlPlane, operator: None) -> None:
+    """The network rule's "no masquerade", after every Ray test above sent its traffic
+    (workers to the head, pods to CoreDNS and to the API server through the
+    `kubernetes` Service): our RETURN is the first nat POSTROUTING rule, it saw the
+    range's new connections, and kube-proxy's MASQUERADE rewrote no packet."""
+    rows = podnet.postrouting_counters()
+    postrouting = [(n, rule) for n, rule in rows if rule.startswith("POSTROUTING:")]
+    first_packets, first_rule = postrouting[0]
+    assert "RETURN" in first_rule and podnet.RULE_RANGE in first_rule, rows
+    assert first_packets > 0, rows
+    masqueraded = [(n, rule) for n, rule in rows if "MASQUERADE" in rule]
+    assert masqueraded, f"kube-proxy's masquerade rule is expected to exist: {rows}"
+    assert all(n == 0 for n, _ in masqueraded), rows

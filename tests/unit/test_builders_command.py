@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ray_operator.builders import groups
+from ray_operator import spec as groups
 from ray_operator.builders.command import container_command, is_gpu_resource, ray_start
 from ray_operator.builders.shell import is_plain_word, shell_word
 from ray_operator.errors import InvalidSpecError

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from ray_operator import constants as c
-from ray_operator.builders import build_head_pod, build_worker_pod, names
-from ray_operator.builders.groups import worker_group
+from ray_operator import names
+from ray_operator.builders import build_head_pod, build_worker_pod
 from ray_operator.builders.meta import (
     group_selector,
     head_selector,
 )
 from ray_operator.errors import InvalidSpecError
+from ray_operator.spec import worker_group
 
 from .builders_support import IMAGE, cluster, env_map, frozen, pod_problems, ray_container, worker
 

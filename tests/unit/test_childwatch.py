@@ -67,12 +67,14 @@ def test_other_errors_are_api_errors():
 
 
 def test_all_namespaces_or_each_given_one():
-    assert collection_paths([]) == ["/api/v1/pods", "/api/v1/services"]
+    assert collection_paths([]) == ["/api/v1/pods", "/api/v1/services", "/apis/batch/v1/jobs"]
     assert collection_paths(["a", "b"]) == [
         "/api/v1/namespaces/a/pods",
         "/api/v1/namespaces/a/services",
+        "/apis/batch/v1/namespaces/a/jobs",
         "/api/v1/namespaces/b/pods",
         "/api/v1/namespaces/b/services",
+        "/apis/batch/v1/namespaces/b/jobs",
     ]
 
 

@@ -48,6 +48,8 @@ def crd_fields() -> set[str]:
 def rows() -> dict[str, tuple[str, str, str, str]]:
     found: dict[str, tuple[str, str, str, str]] = {}
     for line in DOC.read_text().splitlines():
+        if line.startswith("## RayJob"):
+            break  # the RayJob section has its own, shorter table
         if not line.startswith("| `"):
             continue
         match = ROW.match(line)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from ray_operator import constants as c
 from ray_operator_dev.crd import generate
 from ray_operator_dev.crd.podtemplate import (
     CORE,
@@ -229,30 +228,6 @@ def test_every_spec_field_of_the_reference_is_present(
     assert set(props["idleTerminationOptions"]["properties"]) == {"timeoutSeconds", "policy"}
 
 
-def test_enums(spec: dict[str, Any]) -> None:
-    props = spec["properties"]
-    autoscaler = props["autoscalerOptions"]["properties"]
-    assert autoscaler["upscalingMode"]["enum"] == ["Default", "Aggressive", "Conservative"]
-    assert autoscaler["version"]["enum"] == ["v1", "v2"]
-    assert props["upgradeStrategy"]["properties"]["type"]["enum"] == ["Recreate", "None"]
-    assert props["idleTerminationOptions"]["properties"]["policy"]["enum"] == ["Suspend", "Delete"]
-    assert props["managedBy"]["enum"] == list(c.MANAGED_BY_VALUES)
-
-
-def test_defaults(spec: dict[str, Any], group: dict[str, Any]) -> None:
-    props = group["properties"]
-    assert props["scaleStrategy"]["default"] == {}
-    assert props["rayStartParams"]["default"] == {}
-    assert props["replicas"]["default"] == 0
-    assert props["minReplicas"]["default"] == 0
-    assert props["maxReplicas"]["default"] == c.DEFAULT_MAX_REPLICAS == 2147483647
-    assert props["numOfHosts"]["default"] == 1
-    policy = spec["properties"]["idleTerminationOptions"]["properties"]["policy"]
-    assert policy["default"] == "Suspend"
-    # Fields that manifests in the wild omit are optional.
-    assert not {"rayStartParams", "minReplicas", "maxReplicas", "replicas"} & set(group["required"])
-
-
 def test_status_fields(root: dict[str, Any]) -> None:
     status = root["properties"]["status"]["properties"]
     assert set(status) == STATUS_FIELDS
@@ -268,29 +243,13 @@ def test_status_fields(root: dict[str, Any]) -> None:
     assert status["stateTransitionTimes"]["additionalProperties"]["format"] == "date-time"
 
 
-def test_validation_rules_are_declared(
-    root: dict[str, Any], spec: dict[str, Any], group: dict[str, Any]
-) -> None:
-    def rules(node: dict[str, Any]) -> str:
-        return " ".join(r["rule"] for r in node.get("x-kubernetes-validations", []))
-
-    assert f"self.metadata.name.size() <= {c.MAX_CLUSTER_NAME_LENGTH}" in rules(root)
-    assert "oldSelf.managedBy" in rules(spec)
-    assert "exists_one" in rules(spec["properties"]["workerGroupSpecs"])
-    assert spec["properties"]["workerGroupSpecs"]["maxItems"] == 64
-    assert "self.minReplicas <= self.maxReplicas" in rules(group)
-    name = group["properties"]["groupName"]
-    assert name["maxLength"] == c.MAX_GROUP_NAME_LENGTH
-    assert f"'{c.HEAD_GROUP}'" in rules(name)
-    for field in ("replicas", "minReplicas", "maxReplicas"):
-        assert group["properties"][field]["minimum"] == 0
-    assert group["properties"]["numOfHosts"]["minimum"] == 1
-    workers = group["properties"]["scaleStrategy"]["properties"]["workersToDelete"]
-    assert workers["items"]["minLength"] == 1 and "maxItems" in workers
-    # Every rule has a message (the API server's default message names no fix).
-    for _, node in walk(root):
-        for rule in node.get("x-kubernetes-validations", []):
-            assert rule.get("message"), rule
+def test_every_validation_rule_has_a_message(root: dict[str, Any]) -> None:
+    """The API server's default message for a failed CEL rule repeats the rule and
+    names no fix. (What each rule accepts and refuses is proven against the API server
+    in tests/integration/test_crd_validation.py.)"""
+    rules = [rule for _, node in walk(root) for rule in node.get("x-kubernetes-validations", [])]
+    assert rules
+    assert [rule for rule in rules if not rule.get("message")] == []
 
 
 def test_own_fields_have_descriptions(root: dict[str, Any], head: dict[str, Any]) -> None:

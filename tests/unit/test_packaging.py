@@ -28,7 +28,7 @@ def test_the_distribution_holds_the_runtime_package_only() -> None:
             str(REPO / folder), include=config["packages"]["find"]["include"]
         )
     }
-    assert found == {"ray_operator", "ray_operator.builders"}, found
+    assert found == {"ray_operator", "ray_operator.builders", "ray_operator.rayjob"}, found
     assert config["package-data"] == {"ray_operator": ["py.typed"]}
 
 

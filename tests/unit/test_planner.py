@@ -244,11 +244,49 @@ def test_invalid_head_blocks_everything_with_a_problem():
     assert p.creates == [] and p.problems[0].reason == "InvalidHeadGroupSpec"
 
 
-def test_enable_ingress_is_reported_not_ignored():
+def test_enable_ingress_ensures_the_head_ingress_and_nothing_else_changes():
     body = cluster(worker_group("cpu", 1))
     body["spec"]["headGroupSpec"]["enableIngress"] = True
     p = run(body, head(), pod("a"))
-    (problem,) = [x for x in p.problems if x.reason == "IngressNotSupported"]
-    assert problem.field == "spec.headGroupSpec.enableIngress"
-    assert "head-svc" in problem.message
-    assert p.creates == [] and p.deletes == []  # the rest reconciles as usual
+    (ingress,) = [o for o in p.ensure if o["kind"] == "Ingress"]
+    assert ingress["metadata"]["name"] == "rc-head-ingress"
+    assert p.creates == [] and p.deletes == [] and p.problems == []
+    assert not [o for o in run(cluster(worker_group("cpu", 1)), head(), pod("a")).ensure]
+
+
+def _autoscaled_with_account(account: str) -> dict:
+    body = cluster(worker_group("cpu", 1), enableInTreeAutoscaling=True)
+    body["spec"]["headGroupSpec"]["template"]["spec"]["serviceAccountName"] = account
+    return body
+
+
+@pytest.mark.parametrize(("exists", "reported"), [(False, True), (True, False), (None, False)])
+def test_a_missing_head_service_account_is_a_problem_only_when_seen_missing(exists, reported):
+    """The reconciler looks the account up; None (not looked up, or the lookup failed)
+    makes no Problem from a guess."""
+    observed = Observed(pods=(head(),), head_service=SERVICE, head_service_account_exists=exists)
+    p = plan(_autoscaled_with_account("ray-sa"), observed, BUILDERS)
+    found = [x for x in p.problems if x.reason == "ServiceAccountNotFound"]
+    assert bool(found) is reported
+    if found:
+        assert found[0].field == "spec.headGroupSpec.template.spec.serviceAccountName"
+        assert "'ray-sa' does not exist in namespace 'ns'" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("found", "keys", "reason"),
+    [
+        (False, frozenset(), "AuthSecretNotFound"),
+        (True, frozenset({"other"}), "AuthSecretKeyMissing"),
+        (True, frozenset({"auth_token"}), None),
+        (None, frozenset(), None),
+    ],
+)
+def test_the_users_auth_secret_must_exist_and_hold_the_token(found, keys, reason):
+    body = cluster(worker_group("cpu", 1), authOptions={"mode": "token", "secretName": "tok"})
+    observed = Observed(
+        pods=(head(),), head_service=SERVICE, auth_secret_found=found, auth_secret_keys=keys
+    )
+    problems = [x for x in plan(body, observed, BUILDERS).problems if x.reason.startswith("Auth")]
+    assert [x.reason for x in problems] == ([reason] if reason else [])
+    assert all(x.field == "spec.authOptions.secretName" and "'tok'" in x.message for x in problems)

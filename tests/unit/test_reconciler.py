@@ -203,7 +203,7 @@ def test_after_its_own_status_write_a_pass_reads_again_until_the_watch_brings_it
     written = {**stored(), "status": {"state": "ready"}}
     written["metadata"] = {**written["metadata"], "resourceVersion": "2"}
     reconciler.observe(("ns", "rc"), written)
-    assert reconciler.is_own_write(("ns", "rc"), "2")
+    assert reconciler.own_writes.is_own(("ns", "rc"), "2")
     reconcile(api, reconciler)
     assert _gets(api) == 1
 

@@ -127,3 +127,19 @@ def test_the_reconciler_names_each_new_replica_once_and_never_splits_one():
     ].get("labels", {})
     assert len(_first_creates(made, 3)) == 4  # a replica is never cut in two
     assert len(_first_creates(made, 2)) == 2
+
+
+def test_recreate_stamps_kuberays_unhashed_multi_host_pods_and_replaces_outdated_replicas():
+    """After a migration KubeRay's pods carry no hash: whole replicas are adopted by
+    stamping (no restart); a replica with another template's hash is replaced whole."""
+    body = cluster(worker_group("tpu", 2, numOfHosts=2), upgradeStrategy={"type": "Recreate"})
+    pods = [
+        member("a0", "tpu-aaaaa", 0),
+        member("a1", "tpu-aaaaa", 0),
+        member("b0", "tpu-bbbbb", 1, template="old"),
+        member("b1", "tpu-bbbbb", 1, template="old"),
+    ]
+    p = run(body, head(), *pods)
+    assert sorted(s.name for s in p.stamps if s.group == "tpu") == ["a0", "a1"]
+    assert sorted(d.name for d in p.deletes) == ["b0", "b1"]
+    assert len([x for x in p.creates if x.group == "tpu"]) == 2

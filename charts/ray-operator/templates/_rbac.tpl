@@ -9,13 +9,25 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
 {{- define "ray-operator.rbac.reconcileRules" -}}
 - apiGroups: ["ray.io"]
   resources: ["rayclusters"]
-  # get: each pass; list/watch: kopf and the resync; patch: finalizers. delete is never called by the
-  # operator itself: it holds it because the autoscaler Role it creates may grant
-  # it, and RBAC forbids granting a permission one does not hold.
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  # get: each pass; list/watch: kopf and the resync; patch: finalizers, and a
+  # RayJob's deletionStrategy DeleteWorkers; create/delete: a RayJob's cluster (the
+  # autoscaler Role it creates may grant delete too).
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["ray.io"]
   resources: ["rayclusters/status"]
   verbs: ["patch"]
+- apiGroups: ["ray.io"]
+  # get: each pass; list/watch: kopf and the resync; patch: the stop-job finalizer;
+  # delete: deletionStrategy DeleteSelf.
+  resources: ["rayjobs"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["ray.io"]
+  resources: ["rayjobs/status"]
+  verbs: ["patch"]
+- apiGroups: ["batch"]
+  # The K8sJobMode submitter Job of a RayJob.
+  resources: ["jobs"]
+  verbs: ["get", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete", "patch"]
@@ -39,9 +51,18 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
   # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
   resources: ["serviceaccounts"]
   verbs: ["get", "create"]
+- apiGroups: ["batch"]
+  # GCS fault tolerance: the Redis cleanup Job of a deleted RayCluster (created once,
+  # found by labels, watched for its end; garbage-collected with the RayCluster).
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   # The autoscaler's Role and RoleBinding.
   resources: ["roles", "rolebindings"]
+  verbs: ["get", "create"]
+- apiGroups: ["networking.k8s.io"]
+  # The head's Ingress (headGroupSpec.enableIngress), created once, never changed.
+  resources: ["ingresses"]
   verbs: ["get", "create"]
 {{- end }}
 

@@ -16,6 +16,7 @@ import yaml
 
 from ray_operator import constants as c
 
+from .generate import JOB_OUTPUT as JOB_CRD_FILE
 from .generate import OUTPUT as CRD_FILE
 from .generate import REPO_ROOT
 
@@ -139,7 +140,55 @@ def render() -> str:
     out += [f"- `{x}`" for x in (c.COND_HEAD_POD_READY, c.COND_PROVISIONED,
                                   c.COND_REPLICA_FAILURE, c.COND_SUSPENDING,
                                   c.COND_SUSPENDED)]  # fmt: skip
+    out += _rayjob()
     return "\n".join(out) + "\n"
+
+
+JOB_SECTIONS = (
+    ("spec", ("spec",)),
+    ("spec.submitterConfig", ("spec", "submitterConfig")),
+    ("spec.deletionStrategy", ("spec", "deletionStrategy")),
+    ("status", ("status",)),
+)
+
+
+def _rayjob() -> list[str]:
+    crd = yaml.safe_load(JOB_CRD_FILE.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == c.VERSION)
+    root = version["schema"]["openAPIV3Schema"]
+    out = [
+        "",
+        "# RayJob reference",
+        "",
+        f"`{c.JOB_KIND}` in `{c.API_VERSION}` (plural `{c.JOB_PLURAL}`), namespaced, from "
+        f"`crds/{JOB_CRD_FILE.name}`. `spec.rayClusterSpec` is a RayCluster `spec` (above); "
+        "`spec.submitterPodTemplate` is a Kubernetes PodTemplateSpec.",
+        "",
+        "## `kubectl get rayjobs` columns",
+        "",
+        "| column | JSONPath |",
+        "|---|---|",
+    ]
+    out += [
+        f"| {col['name']} | `{col['jsonPath']}` |" for col in version["additionalPrinterColumns"]
+    ]
+    out += ["", "## Rules checked at `kubectl apply`", ""]
+    out += [
+        f"- {_cell(r['message'])}" for r in root["properties"]["spec"]["x-kubernetes-validations"]
+    ]
+    for title, path in JOB_SECTIONS:
+        out += ["", f"## RayJob `{title}`", "", *_fields(_walk(root, path))]
+    out += [
+        "",
+        "## RayJob labels on its RayCluster and submitter Job",
+        "",
+        "| label | value |",
+        "|---|---|",
+        f"| `{c.LABEL_ORIGINATED_FROM_NAME}` | the RayJob's name |",
+        f"| `{c.LABEL_ORIGINATED_FROM_CRD}` | `{c.ORIGINATED_FROM_RAYJOB}` |",
+        f"| `{c.LABEL_SUBMISSION_MODE}` | the submission mode (RayCluster only) |",
+    ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,14 +162,22 @@ def head_group_spec(k8s: KubernetesSchemas) -> Schema:
                 "selector and the generated ports appended; not made headless.",
                 service,
             ),
-            "enableIngress": _bool("Create an Ingress for the head's dashboard."),
+            "enableIngress": _bool(
+                "Create `<cluster>-head-ingress`, routing to the head Service's dashboard "
+                "port, once (later edits of it are left alone). Its class is the "
+                "RayCluster's `kubernetes.io/ingress.class` annotation; the RayCluster's "
+                "other annotations are copied onto it. Without `ingressOptions` its path "
+                "is `/<cluster>/(.*)`, pathType Exact."
+            ),
             "ingressOptions": _obj(
-                "Options of the Ingress created with `enableIngress`. Its class comes "
-                "from the RayCluster's `kubernetes.io/ingress.class` annotation.",
+                "Rule of the Ingress made for `enableIngress`: host, path (default `/`), "
+                "pathType (default Prefix) and TLS.",
                 {
                     "host": _str("Host of the Ingress rule."),
-                    "path": _str("Path of the Ingress rule."),
-                    "pathType": _enum("pathType of the Ingress rule.", INGRESS_PATH_TYPES),
+                    "path": _str("Path of the Ingress rule (absolute); default `/`."),
+                    "pathType": _enum(
+                        "pathType of the Ingress rule; default Prefix.", INGRESS_PATH_TYPES
+                    ),
                     "tls": _array(
                         "TLS entries of the Ingress.",
                         {
@@ -183,6 +191,14 @@ def head_group_spec(k8s: KubernetesSchemas) -> Schema:
                         },
                     ),
                 },
+                rules=[
+                    _rule(
+                        "!has(self.path) || self.path.startsWith('/')",
+                        "ingressOptions.path must be an absolute path starting with '/': "
+                        "Kubernetes refuses any other Ingress path",
+                        ".path",
+                    )
+                ],
             ),
             "resources": _str_map(
                 'Ray logical resources of the head, e.g. `{CPU: "0"}`: override '

@@ -214,6 +214,8 @@ class ControlPlane:
         self._spawn("coredns", node.coredns_args(self.kubeconfig))
         for name in ("kubelet", "kube-proxy", "coredns"):
             self._wait(name, lambda name=name: self.healthy(name), deadline)
+        self._wait("kube-proxy", podnet.kube_proxy_jump_installed, deadline)
+        podnet.forbid_masquerade()  # above kube-proxy's jump: see podnet's NETWORK RULE
         self._wait("kubelet", lambda: self._node_ready(NODE_NAME), deadline)
 
     def _node_ready(self, name: str) -> bool:
@@ -250,8 +252,14 @@ class ControlPlane:
         return removed
 
     def cleanup(self) -> None:
+        """Stop everything and remove the run's files, unless the environment sets
+        KEEP_CONTROL_PLANE_DIR: then the files (logs, audit log, etcd data) stay for a
+        post-mortem and their folder is printed."""
         self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if os.environ.get("KEEP_CONTROL_PLANE_DIR"):
+            print(f"control plane files kept in {self.root}")
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     # -- fault injection: one component at a time -------------------------------------
 

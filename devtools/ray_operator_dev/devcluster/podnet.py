@@ -14,9 +14,14 @@ creates (through containerd's CNI call) plus the host end of its own bridge:
   `unreachable`, so no packet for these ranges follows the host's default route;
 - forwarding is switched on for the bridge only (never the host-wide `ip_forward`),
   and two FORWARD rules drop anything entering from the bridge for another interface or
-  leaving to it from another one; our CNI config sets no masquerade (kube-proxy's own
-  mark-based rule only rewrites hairpin traffic, pod -> Service -> same pod, to the
-  bridge's address).
+  leaving to it from another one;
+- no masquerade: our CNI config sets none, and kube-proxy's own rule (KUBE-POSTROUTING
+  masquerades the packets it marked, e.g. hairpin traffic) never sees a packet of the
+  range: `forbid_masquerade()` puts a RETURN for 198.18.0.0/15 first in nat POSTROUTING,
+  above kube-proxy's jump, once kube-proxy made it (kube-proxy only adds its jump when
+  it is missing, so the order holds). The price: a pod cannot reach itself through a
+  ClusterIP Service (hairpin needs the rewrite); Ray pods reach themselves on
+  localhost, and the head Service is headless.
 
 One real-node cluster per machine: the bridge name is fixed and kube-proxy owns the
 host's KUBE-* iptables chains. Creating the bridge is the lock (it fails if it exists).
@@ -43,6 +48,10 @@ FORWARD_RULES = (
     ["-o", BRIDGE, "!", "-i", BRIDGE, "-j", "DROP"],
 )
 HOST_ROUTES = (["unreachable", RULE_RANGE], [SERVICE_CIDR, "dev", BRIDGE])
+NO_MASQUERADE = ["-s", RULE_RANGE, "-m", "comment", "--comment", COMMENT, "-j", "RETURN"]
+KUBE_PROXY_JUMP = [
+    "-m", "comment", "--comment", "kubernetes postrouting rules", "-j", "KUBE-POSTROUTING",
+]  # fmt: skip
 
 
 class PodNetworkError(RuntimeError):
@@ -58,6 +67,31 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def bridge_exists() -> bool:
     return Path(f"/sys/class/net/{BRIDGE}").exists()
+
+
+def kube_proxy_jump_installed() -> bool:
+    """kube-proxy's jump from nat POSTROUTING to its masquerade chain exists."""
+    return _run("iptables", "-t", "nat", "-C", "POSTROUTING", *KUBE_PROXY_JUMP,
+                check=False).returncode == 0  # fmt: skip
+
+
+def forbid_masquerade() -> None:
+    """The RETURN for the whole range, first in nat POSTROUTING (see NETWORK RULE)."""
+    if _run("iptables", "-t", "nat", "-C", "POSTROUTING", *NO_MASQUERADE,
+            check=False).returncode != 0:  # fmt: skip
+        _run("iptables", "-t", "nat", "-I", "POSTROUTING", "1", *NO_MASQUERADE)
+
+
+def postrouting_counters() -> list[tuple[int, str]]:
+    """(packets, rule) of nat POSTROUTING and KUBE-POSTROUTING, in order, for tests."""
+    rows = []
+    for chain in ("POSTROUTING", "KUBE-POSTROUTING"):
+        out = _run("iptables", "-t", "nat", "-L", chain, "-v", "-x", "-n", check=False).stdout
+        for line in out.splitlines()[2:]:
+            fields = line.split()
+            if fields and fields[0].isdigit():
+                rows.append((int(fields[0]), f"{chain}: {' '.join(fields[2:])}"))
+    return rows
 
 
 @dataclass
@@ -118,7 +152,7 @@ class PodNetwork:
             # holds the gateway address and forwards on its own (setup()).
             "isGateway": False,
             "ipMasq": False,
-            "hairpinMode": True,  # a pod reaching itself through its own Service
+            "hairpinMode": False,  # no hairpin without masquerade (NETWORK RULE)
             "ipam": ipam,
         }
         conflist = {"cniVersion": "0.4.0", "name": COMMENT, "plugins": [bridge]}
@@ -138,6 +172,10 @@ class PodNetwork:
             while _run("iptables", "-C", *args, check=False).returncode == 0:
                 _run("iptables", "-D", *args)
                 removed.append(f"iptables FORWARD {' '.join(rule)}")
+        while _run("iptables", "-t", "nat", "-C", "POSTROUTING", *NO_MASQUERADE,
+                   check=False).returncode == 0:  # fmt: skip
+            _run("iptables", "-t", "nat", "-D", "POSTROUTING", *NO_MASQUERADE)
+            removed.append("iptables nat POSTROUTING no-masquerade RETURN")
         for route in HOST_ROUTES:
             if _run("ip", "route", "del", *route, check=False).returncode == 0:
                 removed.append(f"route {' '.join(route)}")

@@ -30,7 +30,8 @@ import string
 from typing import Any
 
 from .. import constants as c
-from . import groups as g
+from .. import spec as cluster_spec
+from ..spec import Body
 from .meta import owner_reference
 
 MODE_TOKEN = "token"
@@ -52,27 +53,27 @@ FIELD = "spec.authOptions"
 _GENERIC_VERSION = re.compile(r"^\s*v?([0-9]+(?:\.[0-9]+)*)(.*)$", re.DOTALL)
 
 
-def options(cluster: g.Body) -> dict[str, Any] | None:
-    raw = g.spec(cluster).get("authOptions")
+def options(cluster: Body) -> dict[str, Any] | None:
+    raw = cluster_spec.spec_of(cluster).get("authOptions")
     return dict(raw) if raw is not None else None
 
 
-def token_auth(cluster: g.Body) -> bool:
+def token_auth(cluster: Body) -> bool:
     """Ray's token authentication is on (only `mode: token` turns it on)."""
     return (options(cluster) or {}).get("mode") == MODE_TOKEN
 
 
-def k8s_token_auth(cluster: g.Body) -> bool:
+def k8s_token_auth(cluster: Body) -> bool:
     return bool((options(cluster) or {}).get("enableK8sTokenAuth"))
 
 
-def user_secret(cluster: g.Body) -> str | None:
+def user_secret(cluster: Body) -> str | None:
     return (options(cluster) or {}).get("secretName") or None
 
 
-def secret_name(cluster: g.Body) -> str:
+def secret_name(cluster: Body) -> str:
     """The Secret holding the token: `secretName`, else the generated one's name."""
-    return user_secret(cluster) or generated_secret_name(g.cluster_name(cluster))
+    return user_secret(cluster) or generated_secret_name(cluster_spec.cluster_name(cluster))
 
 
 def generated_secret_name(cluster_name: str) -> str:
@@ -85,23 +86,23 @@ def generated_secret_name(cluster_name: str) -> str:
     return name
 
 
-def wants_generated_secret(cluster: g.Body) -> bool:
+def wants_generated_secret(cluster: Body) -> bool:
     opts = options(cluster)
     if opts is None or opts.get("mode") == MODE_DISABLED:
         return False
     return not opts.get("enableK8sTokenAuth") and not opts.get("secretName")
 
 
-def build_auth_secret(cluster: g.Body) -> dict[str, Any]:
+def build_auth_secret(cluster: Body) -> dict[str, Any]:
     """The generated Secret, without its token (see `with_token`)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
-            "name": generated_secret_name(g.cluster_name(cluster)),
-            "namespace": g.cluster_namespace(cluster),
-            "labels": {c.LABEL_CLUSTER: g.cluster_name(cluster)},
+            "name": generated_secret_name(cluster_spec.cluster_name(cluster)),
+            "namespace": cluster_spec.cluster_namespace(cluster),
+            "labels": {c.LABEL_CLUSTER: cluster_spec.cluster_name(cluster)},
             "ownerReferences": [owner_reference(cluster)],
         },
     }
@@ -115,7 +116,7 @@ def with_token(secret: dict[str, Any], random_bytes: bytes) -> dict[str, Any]:
     return out
 
 
-def env(cluster: g.Body) -> list[dict[str, Any]]:
+def env(cluster: Body) -> list[dict[str, Any]]:
     """What each Ray process needs; empty unless `mode: token`."""
     if not token_auth(cluster):
         return []
@@ -128,7 +129,7 @@ def env(cluster: g.Body) -> list[dict[str, Any]]:
     return entries
 
 
-def add_k8s_token_volume(cluster: g.Body, pod_spec: dict[str, Any]) -> None:
+def add_k8s_token_volume(cluster: Body, pod_spec: dict[str, Any]) -> None:
     """With `enableK8sTokenAuth`: the pod's ServiceAccount token as volume `ray-token`
     (kept if the template already has a volume of that name)."""
     if not (token_auth(cluster) and k8s_token_auth(cluster)):
@@ -140,7 +141,7 @@ def add_k8s_token_volume(cluster: g.Body, pod_spec: dict[str, Any]) -> None:
     volumes.append({"name": K8S_TOKEN_VOLUME, "projected": projected})
 
 
-def add_to_container(cluster: g.Body, container: dict[str, Any]) -> None:
+def add_to_container(cluster: Body, container: dict[str, Any]) -> None:
     """The env (each variable only if the container has none of that name) and, with
     `enableK8sTokenAuth`, the token's mount (only if no mount has its name or path)."""
     entries = env(cluster)
@@ -175,7 +176,7 @@ def _dotted(version: tuple[int, ...]) -> str:
     return ".".join(str(p) for p in version)
 
 
-def problems(cluster: g.Body) -> list[tuple[str, str]]:
+def problems(cluster: Body) -> list[tuple[str, str]]:
     """(field, message) for each reason KubeRay v1.6.1 refuses the authOptions; the
     combinations of fields are also refused by the CRD, checked here for objects
     stored before it (or written through `ray.io/v1alpha1`)."""
@@ -201,7 +202,7 @@ def problems(cluster: g.Body) -> list[tuple[str, str]]:
                 "not a shared one): drop one of them",
             )
         )
-    raw = g.spec(cluster).get("rayVersion")
+    raw = cluster_spec.spec_of(cluster).get("rayVersion")
     minimum = MIN_RAY_FOR_K8S_TOKEN if k8s else MIN_RAY_FOR_TOKEN
     what = "enableK8sTokenAuth" if k8s else "authOptions.mode: token"
     if not raw:

@@ -22,9 +22,10 @@ import copy
 from typing import Any
 
 from .. import constants as c
+from .. import spec as cluster_spec
 from ..errors import InvalidSpecError
+from ..spec import Body
 from . import env as e
-from . import groups as g
 from .meta import child_labels, owner_reference
 
 START_COMMAND = (
@@ -37,10 +38,10 @@ RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 GEN_START_CMD = "KUBERAY_GEN_AUTOSCALER_START_CMD"
 
 
-def build_autoscaler_container(cluster: g.Body) -> dict[str, Any]:
+def build_autoscaler_container(cluster: Body) -> dict[str, Any]:
     """The sidecar, before the shared `/tmp/ray` volume is mounted (see pod.py)."""
-    options = copy.deepcopy(dict(g.autoscaler_options(cluster)))
-    head_image = g.head_group(cluster).ray_container().get("image")
+    options = copy.deepcopy(dict(cluster_spec.autoscaler_options(cluster)))
+    head_image = cluster_spec.head_group(cluster).ray_container().get("image")
     default_resources = {"cpu": c.DEFAULT_AUTOSCALER_CPU, "memory": c.DEFAULT_AUTOSCALER_MEMORY}
 
     ours = [
@@ -80,20 +81,20 @@ def build_autoscaler_container(cluster: g.Body) -> dict[str, Any]:
     return container
 
 
-def head_service_account(cluster: g.Body) -> str | None:
+def head_service_account(cluster: Body) -> str | None:
     """The service account named in the head template, if any."""
-    pod_spec = g.head_group(cluster).template.get("spec") or {}
+    pod_spec = cluster_spec.head_group(cluster).template.get("spec") or {}
     return pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or None
 
 
-def autoscaler_service_account_name(cluster: g.Body) -> str:
-    return head_service_account(cluster) or g.cluster_name(cluster)
+def autoscaler_service_account_name(cluster: Body) -> str:
+    return head_service_account(cluster) or cluster_spec.cluster_name(cluster)
 
 
-def autoscaler_rules(cluster: g.Body) -> list[dict[str, Any]]:
+def autoscaler_rules(cluster: Body) -> list[dict[str, Any]]:
     """What Ray's autoscaler calls (docs/autoscaler-protocol.md); `delete` on rayclusters only
     under the idle-termination `Delete` policy, where it deletes its own cluster."""
-    policy = (g.spec(cluster).get("idleTerminationOptions") or {}).get("policy")
+    policy = (cluster_spec.spec_of(cluster).get("idleTerminationOptions") or {}).get("policy")
     raycluster_verbs = ["get", "patch"] + (["delete"] if policy == "Delete" else [])
     return [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
@@ -102,16 +103,16 @@ def autoscaler_rules(cluster: g.Body) -> list[dict[str, Any]]:
     ]
 
 
-def build_autoscaler_rbac(cluster: g.Body) -> list[dict[str, Any]]:
+def build_autoscaler_rbac(cluster: Body) -> list[dict[str, Any]]:
     """[ServiceAccount, Role, RoleBinding], all named after the cluster and owned by it;
     none without in-tree autoscaling or when the head template names its own service
     account (its owner grants it what it needs)."""
-    if not g.autoscaling_enabled(cluster) or head_service_account(cluster):
+    if not cluster_spec.autoscaling_enabled(cluster) or head_service_account(cluster):
         return []
-    name = g.cluster_name(cluster)
+    name = cluster_spec.cluster_name(cluster)
     metadata = {
         "name": name,
-        "namespace": g.cluster_namespace(cluster),
+        "namespace": cluster_spec.cluster_namespace(cluster),
         "labels": child_labels(cluster),
         "ownerReferences": [owner_reference(cluster)],
     }

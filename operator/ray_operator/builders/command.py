@@ -49,9 +49,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import constants as c
+from .. import spec as cluster_spec
 from ..errors import InvalidSpecError
 from ..quantity import parse_quantity, round_up
-from . import groups as g
+from ..spec import Body, NodeGroup
 from .shell import shell_word, unquote
 
 ULIMIT = "ulimit -n 65536"
@@ -88,7 +89,7 @@ class RayStart:
     command: str  # "ray start --head --block ..."
 
 
-def _param_field(group: g.NodeGroup, key: str) -> str:
+def _param_field(group: NodeGroup, key: str) -> str:
     return f'{group.path}.rayStartParams["{key}"]'
 
 
@@ -100,7 +101,7 @@ def _as_text(value: Any, field: str) -> str:
     raise InvalidSpecError(field, f"must be a string, got {value!r}: quote the value in YAML")
 
 
-def _check_param(group: g.NodeGroup, key: str, value: str) -> None:
+def _check_param(group: NodeGroup, key: str, value: str) -> None:
     field = _param_field(group, key)
     if not _FLAG_NAME.fullmatch(key):
         raise InvalidSpecError(
@@ -120,10 +121,10 @@ def _check_param(group: g.NodeGroup, key: str, value: str) -> None:
             "param to derive it from the container's resources",
         )
     if key in PORT_PARAMS:
-        g.parse_port(value, field)
+        cluster_spec.parse_port(value, field)
 
 
-def _read_resources_json(group: g.NodeGroup, value: str, autoscaling: bool) -> dict[str, Any]:
+def _read_resources_json(group: NodeGroup, value: str, autoscaling: bool) -> dict[str, Any]:
     field = _param_field(group, "resources")
     example = '\'"{\\"TPU\\": 4}"\''
     try:
@@ -152,7 +153,7 @@ def _read_resources_json(group: g.NodeGroup, value: str, autoscaling: bool) -> d
     return resources
 
 
-def _group_resources(group: g.NodeGroup, params: dict[str, str], custom: dict[str, Any]) -> None:
+def _group_resources(group: NodeGroup, params: dict[str, str], custom: dict[str, Any]) -> None:
     """The group's Ray-level `resources` map (it wins over rayStartParams)."""
     for name, amount in (group.raw.get("resources") or {}).items():
         field = f'{group.path}.resources["{name}"]'
@@ -175,7 +176,7 @@ def _group_resources(group: g.NodeGroup, params: dict[str, str], custom: dict[st
             )
 
 
-def _container_quantity(group: g.NodeGroup, kind: str, key: str, value: Any) -> Any:
+def _container_quantity(group: NodeGroup, kind: str, key: str, value: Any) -> Any:
     try:
         return parse_quantity(value)
     except ValueError as err:
@@ -183,9 +184,7 @@ def _container_quantity(group: g.NodeGroup, kind: str, key: str, value: Any) -> 
         raise InvalidSpecError(field, str(err)) from None
 
 
-def _container_resources(
-    group: g.NodeGroup, params: dict[str, str], custom: dict[str, Any]
-) -> None:
+def _container_resources(group: NodeGroup, params: dict[str, str], custom: dict[str, Any]) -> None:
     resources = group.ray_container().get("resources") or {}
     limits = resources.get("limits") or {}
     requests = resources.get("requests") or {}
@@ -214,10 +213,10 @@ def _container_resources(
 
 
 def ray_start_params(
-    cluster: g.Body, group: g.NodeGroup, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+    cluster: Body, group: NodeGroup, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
 ) -> dict[str, str]:
     """The complete, validated params for this group's `ray start`."""
-    autoscaling = g.autoscaling_enabled(cluster)
+    autoscaling = cluster_spec.autoscaling_enabled(cluster)
     params: dict[str, str] = {}
     for key, raw_value in group.ray_start_params.items():
         value = _as_text(raw_value, _param_field(group, str(key)))
@@ -242,14 +241,15 @@ def ray_start_params(
         params.setdefault("dashboard-host", "0.0.0.0")
     else:
         params.setdefault(
-            "address", f"{g.head_fqdn(cluster, cluster_domain)}:{g.gcs_port(cluster)}"
+            "address",
+            f"{cluster_spec.head_fqdn(cluster, cluster_domain)}:{cluster_spec.gcs_port(cluster)}",
         )
     params.setdefault("metrics-export-port", str(c.METRICS_PORT))
     params.setdefault("dashboard-agent-listen-port", str(c.DASHBOARD_AGENT_PORT))
     params["block"] = "true"
     if group.is_head and autoscaling:
         params["no-monitor"] = "true"
-    ft = g.gcs_ft_options(cluster)
+    ft = cluster_spec.gcs_ft_options(cluster)
     if group.is_head and ft is not None:
         if ft.get("redisPassword") is not None:
             params["redis-password"] = f'"${REDIS_PASSWORD_ENV}"'
@@ -273,21 +273,21 @@ def format_flags(params: Mapping[str, str]) -> str:
 
 
 def ray_start(
-    cluster: g.Body, group: g.NodeGroup, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+    cluster: Body, group: NodeGroup, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
 ) -> RayStart:
     params = ray_start_params(cluster, group, cluster_domain=cluster_domain)
     head = " --head" if group.is_head else ""
     return RayStart(params, f"ray start{head} {format_flags(params)}")
 
 
-def runs_ray_start(container: g.Body) -> bool:
+def runs_ray_start(container: Body) -> bool:
     """Whether the container's own command or args already run `ray start`."""
     words = [*(container.get("command") or []), *(container.get("args") or [])]
     return _RAY_START.search(" ".join(words)) is not None
 
 
 def container_command(
-    container: g.Body, ray_start_command: str, *, overwrite: bool
+    container: Body, ray_start_command: str, *, overwrite: bool
 ) -> tuple[list[str], list[str]] | None:
     """The Ray container's new (command, args), or None to leave them as written."""
     if overwrite or runs_ray_start(container):

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import constants as c
-from . import groups as g
+from .. import spec as cluster_spec
+from ..spec import Body, NodeGroup
 from .command import REDIS_PASSWORD_ENV, REDIS_USERNAME_ENV
 
 RAY_CLUSTER_NAME = "RAY_CLUSTER_NAME"
@@ -67,13 +68,13 @@ def from_option(name: str, option: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def ray_container_env(
-    cluster: g.Body, group: g.NodeGroup, ray_start_command: str, fqdn: str
+    cluster: Body, group: NodeGroup, ray_start_command: str, fqdn: str
 ) -> list[dict[str, Any]]:
     """The variables injected into the Ray container (docs/behaviour.md, Pods and
     Services), plus autoscaler v2's switch and GCS fault tolerance's settings."""
-    port = str(g.gcs_port(cluster))
+    port = str(cluster_spec.gcs_port(cluster))
     entries = [
-        value(RAY_CLUSTER_NAME, g.cluster_name(cluster)),
+        value(RAY_CLUSTER_NAME, cluster_spec.cluster_name(cluster)),
         field_ref(RAY_CLUSTER_NAMESPACE, "metadata.namespace"),
         field_ref(RAY_CLOUD_INSTANCE_ID, "metadata.name"),
         value(RAY_NODE_TYPE_NAME, group.name),
@@ -85,31 +86,31 @@ def ray_container_env(
     ]
     if not group.is_head:
         entries += [value(FQ_RAY_IP, fqdn), value(RAY_IP, fqdn.split(".", 1)[0])]
-    if g.autoscaler_v2(cluster):
+    if cluster_spec.autoscaler_v2(cluster):
         # "1": Ray's Python side checks for exactly that, its C++ config also takes it.
         entries.append(value(RAY_ENABLE_AUTOSCALER_V2, "1"))
-    if g.gcs_ft_enabled(cluster):
+    if cluster_spec.gcs_ft_enabled(cluster):
         entries += gcs_ft_env(cluster, group)
     return entries
 
 
-def external_storage_namespace(cluster: g.Body) -> str:
+def external_storage_namespace(cluster: Body) -> str:
     """`gcsFaultToleranceOptions.externalStorageNamespace`, else the older annotation,
     else the RayCluster's uid: the key prefix of this cluster's GCS state in Redis."""
-    options = g.gcs_ft_options(cluster) or {}
+    options = cluster_spec.gcs_ft_options(cluster) or {}
     if options.get("externalStorageNamespace"):
         return str(options["externalStorageNamespace"])
-    legacy = g.annotations(cluster).get(c.ANNOTATION_EXTERNAL_STORAGE_NS)
+    legacy = cluster_spec.annotations(cluster).get(c.ANNOTATION_EXTERNAL_STORAGE_NS)
     if legacy:
         return str(legacy)
     return str((cluster.get("metadata") or {}).get("uid", ""))
 
 
-def gcs_ft_env(cluster: g.Body, group: g.NodeGroup) -> list[dict[str, Any]]:
+def gcs_ft_env(cluster: Body, group: NodeGroup) -> list[dict[str, Any]]:
     if not group.is_head:
         return [value(RAY_GCS_RECONNECT_TIMEOUT, WORKER_GCS_RECONNECT_TIMEOUT_S)]
     entries = [value(RAY_EXTERNAL_STORAGE_NAMESPACE, external_storage_namespace(cluster))]
-    options = g.gcs_ft_options(cluster)
+    options = cluster_spec.gcs_ft_options(cluster)
     if options is not None:
         if options.get("redisAddress"):
             entries.append(value(RAY_REDIS_ADDRESS, str(options["redisAddress"])))

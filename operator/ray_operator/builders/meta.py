@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from .. import constants as c
-from .groups import Body, NodeGroup, cluster_name
+from ..spec import Body, NodeGroup, cluster_name
 
 TEMPLATE_HASH_LENGTH = 16
 

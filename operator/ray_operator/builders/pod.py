@@ -37,10 +37,12 @@ import copy
 from typing import Any
 
 from .. import constants as c
+from .. import names
+from .. import spec as cluster_spec
 from ..errors import InvalidSpecError
-from . import auth, names, probes, volumes
+from ..spec import Body, NodeGroup
+from . import auth, probes, volumes
 from . import env as e
-from . import groups as g
 from .autoscaler import autoscaler_service_account_name, build_autoscaler_container
 from .command import RayStart, container_command, ray_start
 from .meta import owner_reference, pod_labels, template_hash
@@ -51,38 +53,38 @@ HEALTH_CHECK_INTERVAL_S = 5
 
 
 def build_head_pod(
-    cluster: g.Body, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+    cluster: Body, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
 ) -> dict[str, Any]:
-    return _build_pod(cluster, g.head_group(cluster), cluster_domain)
+    return _build_pod(cluster, cluster_spec.head_group(cluster), cluster_domain)
 
 
 def build_worker_pod(
-    cluster: g.Body, group_index: int, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+    cluster: Body, group_index: int, *, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
 ) -> dict[str, Any]:
-    return _build_pod(cluster, g.worker_group(cluster, group_index), cluster_domain)
+    return _build_pod(cluster, cluster_spec.worker_group(cluster, group_index), cluster_domain)
 
 
-def _build_pod(cluster: g.Body, group: g.NodeGroup, cluster_domain: str) -> dict[str, Any]:
+def _build_pod(cluster: Body, group: NodeGroup, cluster_domain: str) -> dict[str, Any]:
     group.ray_container()  # raises if the template has no containers
     template = copy.deepcopy(dict(group.template))
     pod_spec: dict[str, Any] = template.get("spec") or {}
     ray = pod_spec["containers"][c.RAY_CONTAINER_INDEX]
-    fqdn = g.head_fqdn(cluster, cluster_domain)
+    fqdn = cluster_spec.head_fqdn(cluster, cluster_domain)
     start = ray_start(cluster, group, cluster_domain=cluster_domain)
 
-    if group.is_head and g.autoscaling_enabled(cluster):
+    if group.is_head and cluster_spec.autoscaling_enabled(cluster):
         _add_autoscaler(cluster, group, pod_spec)
     if not group.is_head:
-        _add_wait_for_gcs(pod_spec, ray, fqdn, g.gcs_port(cluster))
+        _add_wait_for_gcs(pod_spec, ray, fqdn, cluster_spec.gcs_port(cluster))
     for init in pod_spec.get("initContainers") or []:
         e.add_missing(init, [e.value(e.FQ_RAY_IP, fqdn), e.value(e.RAY_IP, fqdn.split(".")[0])])
-    if g.autoscaler_v2(cluster):
+    if cluster_spec.autoscaler_v2(cluster):
         pod_spec["restartPolicy"] = "Never"
 
     _add_shared_memory(pod_spec, ray, start)
     _add_metrics_port(ray, int(start.params["metrics-export-port"]))
     wrapped = container_command(
-        ray, start.command, overwrite=g.overwrite_container_cmd(cluster, group)
+        ray, start.command, overwrite=cluster_spec.overwrite_container_cmd(cluster, group)
     )
     if wrapped is not None:
         ray["command"], ray["args"] = wrapped
@@ -98,7 +100,7 @@ def _build_pod(cluster: g.Body, group: g.NodeGroup, cluster_domain: str) -> dict
     }
 
 
-def _add_token_auth(cluster: g.Body, pod_spec: dict[str, Any]) -> None:
+def _add_token_auth(cluster: Body, pod_spec: dict[str, Any]) -> None:
     """`authOptions` (auth.py): the Ray container, the autoscaler sidecar and the
     `wait-gcs-ready` init container (also a user's of that name: its `ray
     health-check` must authenticate too), as KubeRay does."""
@@ -107,7 +109,8 @@ def _add_token_auth(cluster: g.Body, pod_spec: dict[str, Any]) -> None:
     auth.add_k8s_token_volume(cluster, pod_spec)
     for container in pod_spec["containers"]:
         if container is pod_spec["containers"][c.RAY_CONTAINER_INDEX] or (
-            container.get("name") == c.AUTOSCALER_CONTAINER_NAME and g.autoscaling_enabled(cluster)
+            container.get("name") == c.AUTOSCALER_CONTAINER_NAME
+            and cluster_spec.autoscaling_enabled(cluster)
         ):
             auth.add_to_container(cluster, container)
     for init in pod_spec.get("initContainers") or []:
@@ -115,31 +118,31 @@ def _add_token_auth(cluster: g.Body, pod_spec: dict[str, Any]) -> None:
             auth.add_to_container(cluster, init)
 
 
-def _metadata(cluster: g.Body, group: g.NodeGroup, template_meta: dict[str, Any]) -> dict[str, Any]:
+def _metadata(cluster: Body, group: NodeGroup, template_meta: dict[str, Any]) -> dict[str, Any]:
     annotations = dict(template_meta.get("annotations") or {})
     annotations[c.ANNOTATION_TEMPLATE_HASH] = template_hash(group)
-    if g.overwrite_container_cmd(cluster, group):
+    if cluster_spec.overwrite_container_cmd(cluster, group):
         annotations[c.ANNOTATION_OVERWRITE_CMD] = "true"
     if group.is_head:
-        ft = g.gcs_ft_enabled(cluster)
+        ft = cluster_spec.gcs_ft_enabled(cluster)
         annotations[c.ANNOTATION_FT_ENABLED] = "true" if ft else "false"
         if ft:
             annotations[c.ANNOTATION_EXTERNAL_STORAGE_NS] = e.external_storage_namespace(cluster)
-    name = g.cluster_name(cluster)
+    name = cluster_spec.cluster_name(cluster)
     return {
         "generateName": (
             names.head_pod_generate_name(name)
             if group.is_head
             else names.worker_pod_generate_name(name, group.name)
         ),
-        "namespace": g.cluster_namespace(cluster),
+        "namespace": cluster_spec.cluster_namespace(cluster),
         "labels": pod_labels(cluster, group),
         "annotations": annotations,
         "ownerReferences": [owner_reference(cluster)],
     }
 
 
-def _add_autoscaler(cluster: g.Body, group: g.NodeGroup, pod_spec: dict[str, Any]) -> None:
+def _add_autoscaler(cluster: Body, group: NodeGroup, pod_spec: dict[str, Any]) -> None:
     containers = pod_spec["containers"]
     for i, container in enumerate(containers):
         if container.get("name") == c.AUTOSCALER_CONTAINER_NAME:
@@ -216,12 +219,12 @@ def _add_metrics_port(ray: dict[str, Any], port: int) -> None:
     ports.append({"name": "metrics", "containerPort": port, "protocol": "TCP"})
 
 
-def _add_probes(cluster: g.Body, group: g.NodeGroup, ray: dict[str, Any], start: RayStart) -> None:
+def _add_probes(cluster: Body, group: NodeGroup, ray: dict[str, Any], start: RayStart) -> None:
     if ray.get("livenessProbe") and ray.get("readinessProbe"):
         return
     liveness, readiness = probes.default_probes(
         group.node_type,
-        g.spec(cluster).get("rayVersion"),
+        cluster_spec.spec_of(cluster).get("rayVersion"),
         int(start.params["dashboard-agent-listen-port"]),
         int(start.params.get("dashboard-port", c.DASHBOARD_PORT)),
     )

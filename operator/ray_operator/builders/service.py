@@ -32,15 +32,16 @@ import copy
 from typing import Any
 
 from .. import constants as c
-from . import groups as g
+from .. import spec as cluster_spec
+from ..spec import Body
 from .command import ray_start_params
 from .meta import head_selector, identifier, owner_reference
 
 APP_PROTOCOL = "tcp"  # what KubeRay puts on every generated port
 
 
-def head_service_ports(cluster: g.Body) -> list[dict[str, Any]]:
-    head = g.head_group(cluster)
+def head_service_ports(cluster: Body) -> list[dict[str, Any]]:
+    head = cluster_spec.head_group(cluster)
     declared = [p for p in head.ray_container().get("ports") or [] if p.get("containerPort")]
     if declared:
         ports = []
@@ -54,7 +55,7 @@ def head_service_ports(cluster: g.Body) -> list[dict[str, Any]]:
         ports = [{"name": name, "port": number} for name, number in c.DEFAULT_PORTS.items()]
     params = ray_start_params(cluster, head)
     required = {
-        "gcs-server": g.gcs_port(cluster),
+        "gcs-server": cluster_spec.gcs_port(cluster),
         "metrics": int(params["metrics-export-port"]),
     }
     for name, number in required.items():
@@ -74,9 +75,11 @@ def _merge_ports(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> li
     return merged
 
 
-def service_labels(cluster: g.Body) -> dict[str, str]:
+def service_labels(cluster: Body) -> dict[str, str]:
     """The head Service's own labels (they win over the user's)."""
-    template_labels = (g.head_group(cluster).template.get("metadata") or {}).get("labels") or {}
+    template_labels = (cluster_spec.head_group(cluster).template.get("metadata") or {}).get(
+        "labels"
+    ) or {}
     return {
         **head_selector(cluster),
         c.LABEL_IDENTIFIER: identifier(cluster, c.NODE_TYPE_HEAD),
@@ -85,15 +88,15 @@ def service_labels(cluster: g.Body) -> dict[str, str]:
     }
 
 
-def build_head_service(cluster: g.Body) -> dict[str, Any]:
-    head = g.head_group(cluster)
+def build_head_service(cluster: Body) -> dict[str, Any]:
+    head = cluster_spec.head_group(cluster)
     user = head.raw.get("headService")
     user_meta = copy.deepcopy(dict((user or {}).get("metadata") or {}))
     selector = head_selector(cluster)
     labels = {**(user_meta.get("labels") or {}), **service_labels(cluster)}
     annotations = {
         **(user_meta.get("annotations") or {}),
-        **(g.spec(cluster).get("headServiceAnnotations") or {}),
+        **(cluster_spec.spec_of(cluster).get("headServiceAnnotations") or {}),
     }
     ports = head_service_ports(cluster)
 
@@ -111,8 +114,8 @@ def build_head_service(cluster: g.Body) -> dict[str, Any]:
         spec["ports"] = _merge_ports(ports, spec.get("ports") or [])
 
     metadata: dict[str, Any] = {
-        "name": g.head_service_name(cluster),
-        "namespace": g.cluster_namespace(cluster),
+        "name": cluster_spec.head_service_name(cluster),
+        "namespace": cluster_spec.cluster_namespace(cluster),
         "labels": labels,
         "ownerReferences": [owner_reference(cluster)],
     }

@@ -8,13 +8,16 @@
   `-head-`/`-worker-` tail is kept and the cluster and group parts give up characters
   (the longer one first), so every pod still shows which cluster and group it is from.
   (The API server would otherwise cut the prefix at 58 characters, tail and all.)
+- the Redis cleanup Job of a GCS fault-tolerant cluster: `<cluster>-redis-cleanup`,
+  its last 63 characters as KubeRay trims it (a Job's name becomes a label value of its
+  pods), never starting with '-' or '.'.
 """
 
 from __future__ import annotations
 
 import re
 
-from .. import constants as c
+from . import constants as c
 
 POD_NAME_MAX = 63
 RANDOM_SUFFIX_LENGTH = 5
@@ -61,3 +64,10 @@ def worker_pod_generate_name(cluster_name: str, group_name: str) -> str:
         [_dns_part(cluster_name), _dns_part(group_name)], GENERATE_NAME_MAX - len(tail)
     )
     return f"{cluster}-{group}{tail}"
+
+
+JOB_NAME_MAX = 63
+
+
+def redis_cleanup_job_name(cluster_name: str) -> str:
+    return f"{cluster_name}-redis-cleanup"[-JOB_NAME_MAX:].lstrip("-.")
