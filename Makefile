@@ -57,8 +57,9 @@ test-integration: tools test-deps venv ## integration tests on a local control p
 demo: tools venv ## the main job: control plane, chart, operator, a heterogeneous RayCluster
 	@$(PY) -m ray_operator_dev.devcluster demo
 
-bench: tools venv ## benchmarks: speed, API cost, memory (QUICK=1: a few minutes)
-	$(PY) -m bench $(if $(QUICK),--quick,)
+PEER ?= kuberay
+bench: tools venv ## benchmarks, ours and KubeRay's side by side (QUICK=1: minutes; PEER=: ours only)
+	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(PEER),--peer $(PEER),)
 
 cluster-up: tools venv ## start a local control plane in the background (REAL_NODES=1: a real node)
 	@$(PY) -m ray_operator_dev.devcluster up $(if $(REAL_NODES),--real-nodes $(REAL_NODES),)

@@ -3,11 +3,13 @@
 .venv/bin/python -m bench --quick              # a few minutes, scaled-down figures
 .venv/bin/python -m bench                      # the full run of bench/RESULTS.md
 .venv/bin/python -m bench --scenarios big,recovery --repeat 5
+.venv/bin/python -m bench --peer kuberay       # ours and KubeRay's, alternated
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import logging
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import report
-from .env import Bench, nodes_for
+from .env import KUBERAY, OURS, Bench, nodes_for
 from .report import Results
 from .scenarios import SCENARIOS, Config, Scenarios
 
@@ -68,6 +70,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--py-spy",
         default="",
         help="path of a py-spy binary: record every operator process (raw collapsed stacks)",
+    )
+    p.add_argument(
+        "--peer",
+        choices=["", KUBERAY],
+        default="",
+        help="also measure this operator: every repeat runs on a fresh control plane, "
+        "ours and the peer alternated (ceiling included), each compared with its own "
+        "run's ceiling",
+    )
+    p.add_argument(
+        "--peer-arg",
+        action="append",
+        default=[],
+        help="extra flag for the peer's operator (repeatable), e.g. "
+        "--peer-arg=--enable-leader-election=false",
     )
     p.add_argument("--json", type=Path, help="results file (default bench/results-<time>.json)")
     p.add_argument(
@@ -121,6 +138,58 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _alternated(rounds: int, operators: list[str]) -> list[str]:
+    """ours, peer, peer, ours, ours, peer...: each operator runs first as often as
+    second, so a load trend over the run favours neither."""
+    out: list[str] = []
+    for r in range(rounds):
+        out += operators if r % 2 == 0 else operators[::-1]
+    return out
+
+
+def _run(
+    which: str,
+    cfg: Config,
+    selected: list[str],
+    nodes: int,
+    args: argparse.Namespace,
+    results: Results,
+) -> BaseException | None:
+    """The selected scenarios on a fresh control plane with one operator; returns the
+    error that stopped it, if any (what was measured so far stays in `results`)."""
+    workdir = Path(tempfile.mkdtemp(prefix="ray-operator-bench-"))
+    bench = Bench(workdir, nodes, args.pods_per_node, operator=which)
+    if args.operator_pythonpath:
+        bench.operator_env["PYTHONPATH"] = os.path.abspath(args.operator_pythonpath)
+    bench.operator_args = list(args.operator_arg)
+    bench.peer_args = list(args.peer_arg)
+    bench.py_spy = args.py_spy if which == OURS else ""
+    results.add("0 run", "1-min load average at start", os.getloadavg()[0], "")
+    failed: BaseException | None = None
+    try:
+        bench.start()
+        bench.start_operator()
+        scenarios = Scenarios(bench, cfg, results)
+        for name in selected:
+            log.info("== scenario %s (%s)", name, which)
+            t = time.monotonic()
+            SCENARIOS[name](scenarios)
+            results.add_detail("durations", {name: round(time.monotonic() - t, 1)})
+    except BaseException as err:  # still print and save what was measured
+        failed = err
+        log.exception("benchmark stopped")
+        if bench.operator is not None:
+            print(f"--- operator log tail ---\n{bench.operator.log_tail(40)}", file=sys.stderr)
+    finally:
+        bench.stop(keep=args.keep)
+        if args.keep or bench.py_spy:  # the profiles are written there
+            print(f"run directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results.add("0 run", "1-min load average at end", os.getloadavg()[0], "")
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown:
@@ -142,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown scenarios: {', '.join(unknown)}", file=sys.stderr)
         return 2
     cfg = make_config(args)
+    if args.peer and "ceiling" not in selected and any(s in selected for s in ("big", "many")):
+        selected = ["ceiling", *selected]  # percentages need their own run's ceiling
     if "ceiling" not in selected:
         cfg.ceiling_pods = []
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -159,43 +230,38 @@ def main(argv: list[str] | None = None) -> int:
     }
     nodes = nodes_for(cfg.peak_pods(selected), args.pods_per_node)
     meta["kwok_nodes"] = {"nodes": nodes, "pods_per_node": args.pods_per_node}
-    workdir = Path(tempfile.mkdtemp(prefix="ray-operator-bench-"))
-    bench = Bench(workdir, nodes, args.pods_per_node)
-    if args.operator_pythonpath:
-        bench.operator_env["PYTHONPATH"] = os.path.abspath(args.operator_pythonpath)
-    bench.operator_args = list(args.operator_arg)
-    bench.py_spy = args.py_spy
-    results = Results()
     started = time.monotonic()
+    if args.peer:
+        meta["scenarios"] = selected
+        runs = _alternated(cfg.repeat, [OURS, args.peer])
+        one = copy.deepcopy(cfg)
+        one.repeat = 1
+        meta["runs"] = [{"operator": which} for which in runs]
+    else:
+        runs, one = [OURS], cfg
+    results = {which: Results() for which in dict.fromkeys(runs)}
     failed: BaseException | None = None
-    try:
-        bench.start()
-        bench.start_operator()
-        scenarios = Scenarios(bench, cfg, results)
-        for name in selected:
-            log.info("== scenario %s", name)
-            t = time.monotonic()
-            SCENARIOS[name](scenarios)
-            results.add_detail("durations", {name: round(time.monotonic() - t, 1)})
-    except BaseException as err:  # still print and save what was measured
-        failed = err
-        log.exception("benchmark stopped")
-        if bench.operator is not None:
-            print(f"--- operator log tail ---\n{bench.operator.log_tail(40)}", file=sys.stderr)
-    finally:
-        bench.stop(keep=args.keep)
-        if args.keep or args.py_spy:  # the profiles are written there
-            print(f"run directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    for i, which in enumerate(runs):
+        log.info("== run %d/%d: %s", i + 1, len(runs), which)
+        failed = _run(which, one, selected, nodes, args, results[which])
+        if failed:
+            break
     meta["wall_seconds"] = round(time.monotonic() - started, 1)
     meta["machine_at_end"] = report.machine()
     meta["error"] = repr(failed) if failed else None
-    report.write_json(out, results, meta)
-    print()
-    print(report.table(results))
-    print()
-    print(report.api_table(results))
+    if args.peer:
+        report.write_json_peers(out, results, meta)
+        print()
+        print(report.compare_table(results))
+        for which, res in results.items():
+            print(f"\n{which}:")
+            print(report.api_table(res))
+    else:
+        report.write_json(out, results[OURS], meta)
+        print()
+        print(report.table(results[OURS]))
+        print()
+        print(report.api_table(results[OURS]))
     print(f"\nresults: {out}  ({meta['wall_seconds']:.0f}s, load average at end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")  # fmt: skip
     return 1 if failed else 0

@@ -1,6 +1,6 @@
 """API cost, read from the API server's own /metrics.
 
-Two counters are read before and after every phase:
+Three counters are read before and after every phase:
 
 - `apiserver_request_total` by verb and resource: every client's requests (the
   operator's, the harness's, the scheduler's, kwok's, ...), restricted to the resources
@@ -10,14 +10,21 @@ Two counters are read before and after every phase:
   per (verb, resource), all on the built-in `exempt` priority level (so it is never
   queued, exactly like the admin identity of the ceiling client). The diff of those
   counters is the operator's own requests by verb and resource, as counted by the API
-  server.
+  server. Watches are dispatched when they start, so they count at once (unlike in
+  `apiserver_request_total`, which counts a watch when it ends);
+- the bytes the API server sent: `apiserver_response_sizes` (bodies of GET and LIST)
+  plus `apiserver_watch_events_sizes` (every watch event, initial events of a
+  streaming list included), both by resource over every client, restricted to the
+  resources the operator touches. The metrics carry no user, so the harness's own
+  watches (one per scenario on pods and RayClusters) are counted too: the same for
+  every operator, except for the events its own writes cause.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 OPERATOR_USER = "ray-operator-bench"
@@ -30,6 +37,7 @@ RESOURCES = (
     ("", "pods"),
     ("", "services"),
     ("", "events"),
+    ("events.k8s.io", "events"),
     ("", "serviceaccounts"),
     ("", "namespaces"),
     ("batch", "jobs"),  # GCS fault tolerance: the Redis cleanup Jobs (watched)
@@ -39,6 +47,12 @@ RESOURCES = (
     ("ray.io", "rayclusters/status"),
     ("apiextensions.k8s.io", "customresourcedefinitions"),
     ("coordination.k8s.io", "leases"),
+    # what KubeRay's operator also watches or touches (the peer of `--peer kuberay`)
+    ("ray.io", "rayjobs"),
+    ("ray.io", "rayservices"),
+    ("ray.io", "raycronjobs"),
+    ("networking.k8s.io", "ingresses"),
+    ("", "endpoints"),
 )
 # The same set, as `apiserver_request_total` labels them (resource, subresource).
 WATCHED_BY_SERVER = {
@@ -49,12 +63,15 @@ WATCHED_BY_SERVER = {
 # apiserver_request_total spells verbs in upper case and adds APPLY and WATCHLIST.
 SERVER_WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
 
+_BYTES = ("apiserver_response_sizes_sum{", "apiserver_watch_events_sizes_sum{")
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} ([0-9.eE+-]+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def schema_name(verb: str, resource: str) -> str:
-    return f"{SCHEMA_PREFIX}{verb}-{resource.replace('/', '-')}"
+def schema_name(verb: str, resource: str, group: str = "") -> str:
+    # events.k8s.io events are told from core events by their group
+    qualified = f"{resource}.{group}" if group == "events.k8s.io" else resource
+    return f"{SCHEMA_PREFIX}{verb}-{qualified.replace('/', '-')}"
 
 
 def flow_schemas() -> list[dict[str, Any]]:
@@ -67,7 +84,7 @@ def flow_schemas() -> list[dict[str, Any]]:
                 {
                     "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
                     "kind": "FlowSchema",
-                    "metadata": {"name": schema_name(verb, resource)},
+                    "metadata": {"name": schema_name(verb, resource, group)},
                     "spec": {
                         "matchingPrecedence": 100,
                         "priorityLevelConfiguration": {"name": "exempt"},
@@ -123,12 +140,28 @@ class Snapshot:
     server: Counter
     # FlowSchema name -> requests dispatched
     flows: Counter
+    # (kind "response"|"watch", group, resource, subresource) -> bytes sent, every client
+    sent: Counter
+    # bytes through the operator's relay (bench/relay.py): "down" from the API server
+    relay: Counter = field(default_factory=Counter)
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
         server: Counter = Counter()
         flows: Counter = Counter()
+        sent: Counter = Counter()
         for line in text.splitlines():
+            if line.startswith(_BYTES):
+                labels, value = _parse(line)
+                kind = "response" if line.startswith("apiserver_response") else "watch"
+                key = (
+                    kind,
+                    labels.get("group", ""),
+                    labels.get("resource", ""),
+                    labels.get("subresource", ""),
+                )
+                sent[key] += value
+                continue
             if line.startswith("apiserver_request_total{"):
                 labels, value = _parse(line)
                 key = (
@@ -141,12 +174,14 @@ class Snapshot:
             elif line.startswith("apiserver_flowcontrol_dispatched_requests_total{"):
                 labels, value = _parse(line)
                 flows[labels.get("flow_schema", "")] += value
-        return cls(server, flows)
+        return cls(server, flows, sent)
 
     def __sub__(self, before: Snapshot) -> ApiCost:
         server = Counter({k: v - before.server.get(k, 0) for k, v in self.server.items()})
         flows = Counter({k: v - before.flows.get(k, 0) for k, v in self.flows.items()})
-        return ApiCost(+server, +flows)
+        sent = Counter({k: v - before.sent.get(k, 0) for k, v in self.sent.items()})
+        relay = Counter({k: v - before.relay.get(k, 0) for k, v in self.relay.items()})
+        return ApiCost(+server, +flows, +sent, +relay)
 
 
 def _parse(line: str) -> tuple[dict[str, str], int]:
@@ -163,6 +198,24 @@ class ApiCost:
 
     server: Counter
     flows: Counter
+    sent: Counter = field(default_factory=Counter)
+    relay: Counter = field(default_factory=Counter)
+
+    def operator_bytes(self) -> int:
+        """Bytes the API server sent the operator (TLS included), from its relay."""
+        return self.relay.get("down", 0)
+
+    def bytes_sent(self) -> dict[str, int]:
+        """'response|watch resource[/sub]' -> bytes, every client, operator resources."""
+        out: dict[str, int] = {}
+        for (kind, group, resource, sub), count in sorted(self.sent.items()):
+            if (group, resource, sub) not in WATCHED_BY_SERVER or count <= 0:
+                continue
+            out[f"{kind} {resource}{'/' + sub if sub else ''}"] = count
+        return out
+
+    def bytes_total(self) -> int:
+        return sum(self.bytes_sent().values())
 
     def operator_requests(self) -> dict[str, int]:
         """'verb resource' -> count, the operator's requests only."""
@@ -211,4 +264,8 @@ class ApiCost:
             "operator_writes": self.operator_writes(),
             "server_all_clients": self.server_requests(),
             "server_all_clients_writes": self.server_writes(),
+            "operator_bytes_received": self.operator_bytes(),
+            "operator_bytes_sent": self.relay.get("up", 0),
+            "bytes_sent_all_clients": self.bytes_sent(),
+            "bytes_sent_all_clients_total": self.bytes_total(),
         }

@@ -7,7 +7,9 @@ import copy
 import json
 import logging
 import os
+import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -22,7 +24,9 @@ from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
 from ray_operator.builders.pod import build_worker_pod
+from ray_operator_dev import kuberay
 from ray_operator_dev.devcluster import ControlPlane, NodePool
+from ray_operator_dev.devcluster.controlplane import free_port
 from ray_operator_dev.devcluster.pki import _signed_cert
 from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_account
 from tests.operator_process import OperatorProcess
@@ -35,6 +39,14 @@ log = logging.getLogger("bench")
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_LABEL = "bench.ray.io/kind"  # on every pod the harness creates or templates
+OURS, KUBERAY = "ray-operator", "kuberay"  # the operators a run can measure
+
+
+class KubeRayOperator(kuberay.KubeRayProcess):
+    """KubeRay's operator with the few verbs the bench uses on ours."""
+
+    def alive(self) -> bool:
+        return self.running()
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,9 @@ def nodes_for(peak_pods: int, pods_per_node: int) -> int:
 
 
 class Bench:
-    def __init__(self, workdir: Path, nodes: int, pods_per_node: int) -> None:
+    def __init__(self, workdir: Path, nodes: int, pods_per_node: int, operator: str = OURS) -> None:
         self.workdir = workdir
+        self.which = operator  # OURS or KUBERAY: whose operator and CRDs this run uses
         self.nodes, self.pods_per_node = nodes, pods_per_node
         self.cp = ControlPlane(
             root=workdir / "control-plane",
@@ -73,12 +86,15 @@ class Bench:
                 NodePool("kwok-bench", nodes, cpu="4000", memory="16Ti", pods=pods_per_node),
             ),
         )
-        self.operator: OperatorProcess | None = None
+        self.operator: OperatorProcess | KubeRayOperator | None = None
         self.operator_env: dict[str, str] = {}
         self.operator_args: list[str] = []
+        self.peer_args: list[str] = []  # extra flags for KubeRay's operator
         self._operators_started = 0
         self.py_spy: str = ""  # path of a py-spy binary: profile every operator process
         self._profilers: list[subprocess.Popen] = []
+        self._relay: subprocess.Popen | None = None
+        self._relay_stats = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -89,7 +105,9 @@ class Bench:
         self.admin.configuration.connection_pool_maxsize = 16
         self.core = client.CoreV1Api(self.admin)
         self.custom = client.CustomObjectsApi(self.admin)
-        apply_crds(self.admin, sorted((REPO / "crds").glob("*.yaml")))
+        ours = sorted((REPO / "crds").glob("*.yaml"))
+        crds = kuberay.crd_files() if self.which == KUBERAY else ours
+        apply_crds(self.admin, crds)
         self._operator_identity()
         log.info(
             "control plane up in %.1fs: %d kwok nodes x %d pods (%s)",
@@ -102,6 +120,9 @@ class Bench:
 
     def stop(self, keep: bool = False) -> None:
         self.stop_operator()
+        if self._relay is not None:
+            self._relay.terminate()
+            self._relay.wait()
         if keep:
             self.cp.stop()
         else:
@@ -121,6 +142,9 @@ class Bench:
         )
         kubeconfig = yaml.safe_load(self.cp.kubeconfig.read_text())
         kubeconfig["users"][0]["user"] = {"client-certificate": str(cert), "client-key": str(key)}
+        kubeconfig["clusters"][0]["cluster"]["server"] = self._start_relay(
+            kubeconfig["clusters"][0]["cluster"]["server"]
+        )
         self.operator_kubeconfig = self.workdir / "operator.kubeconfig"
         self.operator_kubeconfig.write_text(yaml.safe_dump(kubeconfig))
         client.RbacAuthorizationV1Api(self.admin).create_cluster_role_binding(
@@ -151,13 +175,36 @@ class Bench:
 
         wait_for(counted, timeout=60, what="FlowSchemas loaded")
 
+    def _start_relay(self, server: str) -> str:
+        """The byte-counting relay (bench/relay.py) the operator talks through; returns
+        the server URL to give the operator."""
+        scheme, _, hostport = server.partition("://")
+        listen, self._relay_stats = free_port(), free_port()
+        self._relay = subprocess.Popen(
+            [sys.executable, "-m", "bench.relay", str(listen), hostport, str(self._relay_stats)],
+            cwd=REPO,
+        )
+        wait_for(lambda: self.relay_bytes() is not None, timeout=30, what="byte relay")
+        return f"{scheme}://127.0.0.1:{listen}"
+
+    def relay_bytes(self) -> dict[str, int] | None:
+        """Bytes through the relay so far: down (API server -> operator) and up."""
+        try:
+            with socket.create_connection(("127.0.0.1", self._relay_stats), timeout=5) as s:
+                down, up = s.makefile().readline().split()
+        except (OSError, ValueError):
+            return None
+        return {"down": int(down), "up": int(up)}
+
     # -- observation ---------------------------------------------------------------------
 
     def metrics_text(self) -> str:
         return self.cp.metrics()
 
     def snapshot(self) -> Snapshot:
-        return Snapshot.parse(self.cp.metrics())
+        snap = Snapshot.parse(self.cp.metrics())
+        snap.relay.update(self.relay_bytes() or {})
+        return snap
 
     def component_cpu(self) -> dict[str, float]:
         """CPU seconds so far of each control-plane process (and the operator)."""
@@ -173,6 +220,13 @@ class Bench:
     def op_stats(self) -> ProcStats:
         assert self.operator is not None and self.operator.proc is not None
         return proc_stats(self.operator.proc.pid)
+
+    def op_reconciles(self) -> float:
+        """The operator's own count of reconcile passes (for idle detection): ours
+        `ray_operator_reconcile_total`, KubeRay's controller-runtime counter."""
+        if isinstance(self.operator, KubeRayOperator):
+            return self.operator.reconciles()
+        return self.op_metrics().get("ray_operator_reconcile_total", 0.0)
 
     def op_metrics(self) -> dict[str, float]:
         """The operator's own Prometheus counters (context only, never API cost)."""
@@ -193,10 +247,12 @@ class Bench:
 
     # -- the operator --------------------------------------------------------------------
 
-    def start_operator(self) -> OperatorProcess:
-        """`ray-operator run --all-namespaces` as its own process; returns once it serves
-        its metrics endpoint."""
+    def start_operator(self) -> OperatorProcess | KubeRayOperator:
+        """`ray-operator run --all-namespaces` (or KubeRay's operator, with its chart's
+        default flags) as its own process; returns once it serves its metrics endpoint."""
         self._operators_started += 1
+        if self.which == KUBERAY:
+            return self._start_kuberay()
         proc = OperatorProcess(
             self.operator_kubeconfig,
             [],
@@ -229,6 +285,26 @@ class Bench:
             log.info("py-spy recording operator %d into %s", proc.proc.pid, out)
         return proc
 
+    def _start_kuberay(self) -> KubeRayOperator:
+        proc = KubeRayOperator(
+            self.operator_kubeconfig,
+            self.workdir / f"kuberay-{self._operators_started}.log",
+            extra_args=list(self.peer_args),
+        ).start()
+        self.operator = proc
+
+        def serving() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"KubeRay's operator exited:\n{proc.log_tail()}")
+            try:
+                proc.metrics_text()
+                return True
+            except OSError:
+                return False
+
+        wait_for(serving, timeout=60, interval=0.05, what="KubeRay's metrics endpoint")
+        return proc
+
     def stop_operator(self) -> None:
         if self.operator is not None:
             self.operator.stop()
@@ -245,7 +321,7 @@ class Bench:
         started = time.monotonic()
         last, since = -1.0, time.monotonic()
         while time.monotonic() - started < timeout:
-            now_count = self.op_metrics().get("ray_operator_reconcile_total", 0.0)
+            now_count = self.op_reconciles()
             if now_count != last:
                 last, since = now_count, time.monotonic()
             elif time.monotonic() - since >= quiet:

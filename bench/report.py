@@ -103,6 +103,46 @@ def table(results: Results) -> str:
     return "\n".join(lines)
 
 
+def _cell(samples: list[float]) -> str:
+    if not samples:
+        return "-"
+    if len(samples) == 1:
+        return _fmt(samples[0])
+    return f"{_fmt(statistics.median(samples))} [{_fmt(min(samples))}-{_fmt(max(samples))}]"
+
+
+def compare_rows(figures: dict[str, list[dict[str, Any]]]) -> list[tuple[str, ...]]:
+    """(scenario, figure, one cell per operator, unit, n per operator) for every figure
+    any operator has, in first-seen order; a cell is `median [min-max]`."""
+    names = list(figures)
+    order: dict[tuple[str, str], str] = {}
+    by: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for name in names:
+        by[name] = {}
+        for fig in figures[name]:
+            key = (fig["scenario"], fig["figure"])
+            order.setdefault(key, fig["unit"])
+            by[name][key] = fig
+    rows = []
+    for (scenario, figure), unit in order.items():
+        cells = [_cell(by[n].get((scenario, figure), {}).get("samples", [])) for n in names]
+        counts = "/".join(
+            str(len(by[n].get((scenario, figure), {}).get("samples", []))) for n in names
+        )
+        rows.append((scenario, figure, *cells, unit, counts))
+    return rows
+
+
+def compare_table(results: dict[str, Results]) -> str:
+    """Every figure of every operator side by side: median [min-max], n."""
+    figures = {n: [f.summary() for f in r.figures.values()] for n, r in results.items()}
+    rows = [("scenario", "figure", *results, "unit", "n"), *compare_rows(figures)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    text = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    text.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
 def api_table(results: Results) -> str:
     """Per phase: the operator's requests by verb and resource (median over repeats)."""
     lines = ["| phase | operator requests (median per repeat, from its FlowSchemas) |", "|---|---|"]
@@ -174,8 +214,57 @@ def write_json(path: Path, results: Results, meta: dict[str, Any]) -> None:
     path.write_text(json.dumps(body, indent=2) + "\n")
 
 
+def write_json_peers(path: Path, results: dict[str, Results], meta: dict[str, Any]) -> None:
+    """A run of `--peer`: the same as write_json, once per operator."""
+    body = {
+        **meta,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "operators": {
+            name: {
+                "figures": [f.summary() for f in r.figures.values()],
+                "api_cost": r.api,
+                "details": r.details,
+            }
+            for name, r in results.items()
+        },
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def _median_api(costs: list[dict[str, Any]]) -> str:
+    keys = sorted({k for cost in costs for k in cost["operator"]})
+    medians = {k: statistics.median(cost["operator"].get(k, 0) for cost in costs) for k in keys}
+    parts = ", ".join(f"{k} {_fmt(n)}" for k, n in medians.items() if n)
+    total = _fmt(statistics.median(cost["operator_total"] for cost in costs))
+    return f"{total}{': ' + parts if parts else ''}"
+
+
+def markdown_peers(body: dict[str, Any]) -> str:
+    """A `--peer` results file: figures side by side, then each operator's requests."""
+    ops = body["operators"]
+    names = list(ops)
+    lines = [
+        f"Command: `{body['command']}` (started {body['started']}, "
+        f"{body.get('wall_seconds', 0) / 60:.0f} min); runs in this order: "
+        + ", ".join(r["operator"] for r in body.get("runs", [])),
+        "",
+        "| scenario | figure | " + " | ".join(names) + " | unit | n |",
+        "|---|---|" + "---:|" * len(names) + "---|---|",
+    ]
+    for row in compare_rows({n: ops[n]["figures"] for n in names}):
+        lines.append("| " + " | ".join(row) + " |")
+    for name in names:
+        lines += ["", f"API requests of {name} per phase (median over runs):", ""]
+        lines += ["| phase | requests |", "|---|---|"]
+        for phase, costs in ops[name]["api_cost"].items():
+            lines.append(f"| {phase} | {_median_api(costs)} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(body: dict[str, Any]) -> str:
     """A results JSON file as Markdown tables (the figures part of bench/RESULTS.md)."""
+    if "operators" in body:
+        return markdown_peers(body)
     m0, m1 = body["machine_at_start"], body.get("machine_at_end", {})
     v = body["versions"]
     load0 = " ".join(f"{x:.2f}" for x in m0["load_average"])

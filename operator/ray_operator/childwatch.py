@@ -107,10 +107,19 @@ class ChildWatcher:
         retry_seconds: float = 2.0,
         timeout: float = DEFAULT_TIMEOUT,
         health: Health | None = None,
+        services_changed: Callable[[Iterable[Wake], str | None], None] | None = None,
+        wake_on_first_list: bool = True,
     ) -> None:
         self.api = api
         self.paths = collection_paths(namespaces)
         self.wake = wake
+        # told first of the clusters a Service event concerns (the reconciler's copy
+        # of their head Service is stale), then `wake` as for any child
+        self.services_changed = services_changed
+        # False when something else reconciles every cluster at start-up (the operator:
+        # kopf's listing of the RayClusters): the first list then only yields the
+        # version to watch from; a list after an expired watch always wakes.
+        self.wake_on_first_list = wake_on_first_list
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.health = health or Health()
@@ -128,10 +137,12 @@ class ChildWatcher:
 
     def _run(self, path: str) -> None:
         version: str | None = None
+        first = True
         while not self._stop.is_set():
             try:
                 if version is None:
-                    version = self._list(path)
+                    version = self._list(path, wake=self.wake_on_first_list or not first)
+                    first = False
                 version = self._watch(path, version)
             except WatchExpired as err:
                 log.info("watch %s expired (%s): listing again", path, err)
@@ -145,7 +156,7 @@ class ChildWatcher:
                 log.warning("watch %s failed: %r; retrying", path, err)
                 self._stop.wait(self.retry_seconds)
 
-    def _list(self, path: str) -> str:
+    def _list(self, path: str, wake: bool = True) -> str:
         """Wake every cluster with a child (paged), return the list's resourceVersion."""
         found: set[Wake] = set()
         query = [("labelSelector", c.LABEL_CLUSTER)]
@@ -153,9 +164,16 @@ class ChildWatcher:
             self.health.beat(f"watch {path}")
             for item in page.get("items") or []:
                 found.update(wakes(item))
-        if found:
-            self.wake(found)
+        if found and wake:
+            self._wake(path, found)
         return page["metadata"]["resourceVersion"]
+
+    def _wake(self, path: str, found: Iterable[Wake], version: str | None = None) -> None:
+        """`version`: the child's resourceVersion (one event), None after a list."""
+        if self.services_changed is not None and path.endswith("/services"):
+            found = tuple(found)
+            self.services_changed(found, version)
+        self.wake(found)
 
     def _watch(self, path: str, version: str) -> str:
         query = [
@@ -170,7 +188,7 @@ class ChildWatcher:
             seen, found = handle_event(event)
             version = seen or version
             if found:
-                self.wake(found)
+                self._wake(path, found, seen)
             if self._stop.is_set():
                 break
         self.health.beat(part)  # the server ended the request: it is alive

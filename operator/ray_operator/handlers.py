@@ -8,8 +8,8 @@
   keeps, pods that are not Ray pods;
 - every `resync_seconds`, every RayCluster is enqueued again, so that a missed event
   (a dropped connection, a bug, a hand edit no watch reports to the right cluster)
-  leaves a cluster wrong for one interval at most. A converged cluster costs three
-  reads and no write.
+  leaves a cluster wrong for one interval at most. A converged cluster costs a GET
+  of itself, a list of its pods and a GET of its head Service, and no write.
 
 Only `on.event` handlers are used: they need no state stored on the objects, so kopf
 never writes annotations or finalizers of its own.
@@ -148,6 +148,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         def wake_children(found: Iterable[Wake]) -> None:  # on the loop
             queue.add_all(key for key, uid in found if not reconciler.is_gone(uid))
 
+        def services_changed(found: Iterable[Wake], version: str | None) -> None:  # on the loop
+            reconciler.service_changed((key for key, _ in found), version)
+
         # Its own client: watch requests hold their connections for a while.
         watcher = ChildWatcher(
             api(),
@@ -155,6 +158,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             lambda found: loop.call_soon_threadsafe(wake_children, tuple(found)),
             timeout=config.watch_timeout,
             health=health,
+            # the same queue of callbacks as the wakes: the copy is dropped first
+            services_changed=lambda found, version: loop.call_soon_threadsafe(
+                services_changed, tuple(found), version
+            ),
+            # kopf's listing of every RayCluster reconciles each at start-up anyway
+            wake_on_first_list=False,
         )
         state.update(reconciler=reconciler, queue=queue, watcher=watcher)
         state.update(jobs=jobs, job_queue=job_queue)
@@ -183,7 +192,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     # the reconciler's own-write check) belongs to the event loop.
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
     async def raycluster_event(
-        type: str | None, namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
+        type: str | None,
+        namespace: str | None,
+        name: str | None,
+        meta: kopf.Meta,
+        event: kopf.RawEvent,
+        **_: Any,
     ) -> None:
         reconciler: Reconciler | None = state.get("reconciler")
         if reconciler is None or not namespace or not name:
@@ -195,7 +209,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 state["job_queue"].add((namespace, ref.get("name")))
         if type == "DELETED":
             reconciler.forget(key, meta.get("uid"))
-        elif not reconciler.own_writes.is_own(key, meta.get("resourceVersion")):
+            return
+        raw = event.get("object") if isinstance(event, dict) else None
+        if isinstance(raw, dict):  # the pass starts from this body, no GET
+            reconciler.observe(key, raw)
+        if not reconciler.own_writes.is_own(key, meta.get("resourceVersion")):
             state["queue"].add(key)
 
     @kopf.on.event(c.GROUP, c.VERSION, c.JOB_PLURAL, registry=registry)

@@ -471,20 +471,19 @@ class KubeApi:
         self, obj: dict[str, Any], check_first: bool = True
     ) -> tuple[bool, dict[str, Any]]:
         """Create a namespaced child (a kind of CHILD_PATHS) unless
-        one of that name exists: (created, the metadata of the object now there), so
+        one of that name exists: (created, the object now there; {} if it vanished), so
         the caller can check whose it is. Checking first with a GET keeps a resync free
         of write requests (a create answered 409 is still a write request)."""
         collection = CHILD_PATHS[obj["kind"]].format(ns=obj["metadata"]["namespace"])
         path = f"{collection}/{quote(obj['metadata']['name'])}"
         if check_first and (existing := self._get_or_none(path)):
-            return False, existing["metadata"]
+            return False, existing
         try:
-            return True, self.request("POST", collection, obj)["metadata"]
+            return True, self.request("POST", collection, obj)
         except ApiException as err:
             if err.status != 409:
                 raise
-        existing = self._get_or_none(path)
-        return False, existing["metadata"] if existing else {}
+        return False, self._get_or_none(path) or {}
 
     @needs(Needs(c.GROUP, f"{c.PLURAL}/status", ("patch",)))
     def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ pods: a 200-pod cluster costs a few hundred bytes per pod in memory."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import constants as c
@@ -108,6 +108,8 @@ class ObservedService:
     # (name, endpoint) per port: what `status.endpoints` reports, see `endpoint`.
     ports: tuple[tuple[str, int | str], ...]
     owner_uid: str | None = None
+    # which version was read: its own watch event is no news (not part of equality)
+    resource_version: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_dict(cls, svc: dict[str, Any]) -> ObservedService:
@@ -117,6 +119,7 @@ class ObservedService:
             cluster_ip=spec.get("clusterIP"),
             ports=tuple((p.get("name", ""), endpoint(p)) for p in spec.get("ports") or []),
             owner_uid=controller_uid(svc["metadata"]),
+            resource_version=svc["metadata"].get("resourceVersion"),
         )
 
 

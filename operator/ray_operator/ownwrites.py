@@ -20,6 +20,7 @@ class OwnStatusWrites:
     def __init__(self) -> None:
         self._last: dict[Key, str] = {}  # the version our last write produced
         self._pending: dict[Key, list[str | None]] = {}  # events seen during a write
+        self._unseen: set[Key] = set()  # last write made, its echo not arrived yet
 
     def begin(self, key: Key) -> None:
         self._pending[key] = []
@@ -31,7 +32,14 @@ class OwnStatusWrites:
         if version is None:
             return bool(seen)
         self._last[key] = version
+        if version not in seen:
+            self._unseen.add(key)
         return any(other != version for other in seen)
+
+    def unseen(self, key: Key) -> bool:
+        """True while the watch has not yet delivered our last write: a body it
+        delivered before lacks what we wrote."""
+        return key in self._unseen
 
     def is_own(self, key: Key, resource_version: str | None) -> bool:
         """True for the echo of our own write, or an event that arrived while a write
@@ -39,7 +47,11 @@ class OwnStatusWrites:
         if key in self._pending:
             self._pending[key].append(resource_version)
             return True
-        return resource_version is not None and self._last.get(key) == resource_version
+        own = resource_version is not None and self._last.get(key) == resource_version
+        if own:
+            self._unseen.discard(key)
+        return own
 
     def forget(self, key: Key) -> None:
         self._last.pop(key, None)
+        self._unseen.discard(key)

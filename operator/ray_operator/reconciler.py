@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import dataclasses
 import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,7 +37,7 @@ from .builders.redis_cleanup import cleanup_job_selector
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
-from .observed import ObservedPod, controller_uid, owned_by
+from .observed import ObservedPod, ObservedService, controller_uid, owned_by
 from .ownwrites import OwnStatusWrites
 from .planner import Builders, default_builders, head_service_taken, plan
 from .spec import (
@@ -95,8 +96,46 @@ class Reconciler:
         self._inflight: dict[Key, set[Future[Any]]] = {}
         self.events = EventRecorder(api, self._pool)
         self.own_writes = OwnStatusWrites()
+        # The newest body of each RayCluster its watch delivered: a pass starts from it
+        # instead of a GET. Not while our last status write has not come back through
+        # the watch (the body would lack it), nor after a resync cleared it.
+        self._watched: dict[Key, dict[str, Any]] = {}
+        # The head Service as last read, until a Service event of the cluster arrives
+        # (the child watch sees every change of it, ours included) or a resync. The
+        # epoch counts those events, so a GET that overlapped one is not kept.
+        self._services: dict[Key, ObservedService] = {}
+        self._service_epoch: dict[Key, int] = {}
+        self._service_event: dict[Key, str | None] = {}  # version of the last event
 
     # -- what the watches ask ----------------------------------------------------------
+
+    def observe(self, key: Key, body: dict[str, Any]) -> None:
+        """The RayCluster watch delivered this body (on the event loop, before
+        own_writes.is_own). The pass copies it: nothing here is ever modified."""
+        self._watched[key] = body
+
+    def service_changed(self, keys: Iterable[Key], version: str | None = None) -> None:
+        """A Service labelled for these clusters changed (on the event loop); `version`,
+        its resourceVersion if known. The event of the very version we hold (our own
+        create) is no news."""
+        for key in keys:
+            kept = self._services.get(key)
+            if kept is not None and version is not None and kept.resource_version == version:
+                continue
+            self._services.pop(key, None)
+            self._service_epoch[key] = self._service_epoch.get(key, 0) + 1
+            self._service_event[key] = version
+
+    def _keep_service(self, key: Key, service: ObservedService, epoch: int) -> None:
+        """Keep what a read or our create returned, unless an event of another version
+        of the Service arrived since it was sent."""
+        now = self._service_epoch.get(key, 0)
+        if now == epoch or (
+            now == epoch + 1
+            and service.resource_version is not None
+            and self._service_event.get(key) == service.resource_version
+        ):
+            self._services[key] = service
 
     def is_gone(self, uid: str | None) -> bool:
         """True if the RayCluster with this uid was deleted: its children's events
@@ -106,7 +145,10 @@ class Reconciler:
     def forget(self, key: Key, uid: str | None = None) -> None:
         """The RayCluster is gone: drop what we kept about it."""
         uid = uid or self._uids.get(key)
-        for kept in (self._ensured, self._uids, self._strangers_reported, self._warned):
+        for kept in (
+            self._ensured, self._uids, self._strangers_reported, self._warned, self._watched,
+            self._services, self._service_epoch, self._service_event,
+        ):  # fmt: skip
             kept.pop(key, None)
         self.own_writes.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
@@ -118,8 +160,11 @@ class Reconciler:
     def recheck_children(self) -> None:
         """Check every child again on the next pass (the periodic resync): nothing
         watches the autoscaler's RBAC objects, so one deleted by hand comes back only
-        through this."""
+        through this. RayClusters are read again too, in case their watch missed an
+        event."""
         self._ensured.clear()
+        self._watched.clear()
+        self._services.clear()
 
     # -- the pass ----------------------------------------------------------------------
 
@@ -159,7 +204,7 @@ class Reconciler:
 
     async def _reconcile(self, namespace: str, name: str) -> float | None:
         key = (namespace, name)
-        cluster = await self._call(self.api.get_cluster, namespace, name)
+        cluster = await self._read_cluster(key)
         if cluster is None:
             self.forget(key)
             return None  # deleted: garbage collection removes the children
@@ -173,9 +218,7 @@ class Reconciler:
 
         pods, service = await asyncio.gather(
             self._call(self.api.list_cluster_pods, namespace, name),
-            self._call(
-                self.api.get_service, namespace, head_service_name(cluster)
-            ),  # then ownership
+            self._head_service(key, head_service_name(cluster), uid, not cluster.get("status")),
         )
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
@@ -197,7 +240,7 @@ class Reconciler:
         look_again = any(p.reason in RECHECKED_PROBLEMS for p in todo.problems)
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
-        failures = await self._execute(cluster, todo)
+        failures, pods_written = await self._execute(cluster, todo)
         if finalizer_failure is not None:
             failures.append(finalizer_failure)
 
@@ -205,7 +248,11 @@ class Reconciler:
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
         self.states[f"{namespace}/{name}"] = status.get("state", "")
         changed_meanwhile = False
-        if status_changed(previous, status):
+        if pods_written and not failures and not todo.problems:
+            # The watch events of the pods this pass created or deleted bring another
+            # pass, which writes the status then: one write instead of two per change.
+            pass
+        elif status_changed(previous, status):
             try:
                 changed_meanwhile = await self._write_status(key, status)
             except ApiException as err:
@@ -219,6 +266,38 @@ class Reconciler:
             return 0.0
         # No watch sees Secrets: look again soon for the one that was missing.
         return self.config.retry_after_failure if failures or look_again else None
+
+    async def _read_cluster(self, key: Key) -> dict[str, Any] | None:
+        """The RayCluster as its watch last delivered it, else from a GET (kept for the
+        next passes unless the watch delivered a body meanwhile). Pods are always
+        listed afresh: only they decide what to create, so a stale RayCluster can
+        delay a change until its event's pass, never create a pod twice."""
+        watched = self._watched.get(key)
+        if watched is not None and not self.own_writes.unseen(key):
+            return copy.deepcopy(watched)
+        cluster = await self._call(self.api.get_cluster, *key)
+        if cluster is not None and key not in self._watched and not self.own_writes.unseen(key):
+            self._watched[key] = copy.deepcopy(cluster)
+        return cluster
+
+    async def _head_service(
+        self, key: Key, name: str, uid: str, new: bool
+    ) -> ObservedService | None:
+        """The head Service (ownership is checked by the caller): our copy while no
+        event of it arrived, else a GET; none for a cluster never reconciled (no status
+        yet), whose create finds an existing one all the same (409, then a GET). Only a
+        copy of this very cluster's own Service is used (a same-named cluster deleted
+        and created again gets a new uid)."""
+        kept = self._services.get(key)
+        if kept is not None and kept.name == name and kept.owner_uid == uid:
+            return kept
+        if new:
+            return None
+        epoch = self._service_epoch.get(key, 0)
+        service = await self._call(self.api.get_service, key[0], name)
+        if service is not None:
+            self._keep_service(key, service, epoch)
+        return service
 
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
@@ -250,7 +329,8 @@ class Reconciler:
 
     # -- acting on the plan ------------------------------------------------------------
 
-    async def _execute(self, cluster: dict[str, Any], todo: Plan) -> list[Failure]:
+    async def _execute(self, cluster: dict[str, Any], todo: Plan) -> tuple[list[Failure], int]:
+        """Act on the plan: (failures, how many pods were created or deleted)."""
         failures: list[Failure] = []
         rbac_blocked = False
         for obj in todo.ensure:
@@ -275,7 +355,7 @@ class Reconciler:
         failures += [f for f in results if f is not None]
         self.events.pods_written(cluster, done)
         failures += await self._stamp(cluster, todo.stamps)
-        return failures
+        return failures, len(done)
 
     async def _stamp(self, cluster: dict[str, Any], stamps: list[PodStamp]) -> list[Failure]:
         """Adopt pods that lack our template hash (KubeRay's, after a migration) by
@@ -322,13 +402,17 @@ class Reconciler:
             obj = auth.with_token(obj, secrets.token_bytes(auth.TOKEN_BYTES))
         # The planner asks for the head Service only when it saw none: no GET first.
         head_service = kind == "Service" and name == head_service_name(cluster)
+        key = (meta["namespace"], meta["name"])
+        epoch = self._service_epoch.get(key, 0)
         created, found = await self._call(self.api.create_or_get, obj, not head_service)
-        if controller_uid(found) != meta["uid"]:
+        if controller_uid(found.get("metadata") or {}) != meta["uid"]:
             todo.problems.append(_name_taken(kind, name))
             return False
-        if created:
+        if created and kind != "Service":  # a Service is nothing a user acts on
             self.events.post(cluster, "Normal", f"Created{kind}", f"Created {kind} {name}")
-        if not head_service:  # the head Service is observed on every pass anyway
+        if head_service:  # observed on every pass: from here on, our copy
+            self._keep_service(key, ObservedService.from_dict(found), epoch)
+        else:
             ensured.add((meta["uid"], kind, name))
         return True
 

@@ -76,3 +76,35 @@ def test_all_namespaces_or_each_given_one():
         "/api/v1/namespaces/b/services",
         "/apis/batch/v1/namespaces/b/jobs",
     ]
+
+
+def test_service_events_are_reported_as_such_before_the_wake():
+    """The reconciler drops its copy of a head Service before the pass it wakes."""
+    from ray_operator.childwatch import ChildWatcher
+
+    calls = []
+    watcher = ChildWatcher(
+        None,  # type: ignore[arg-type]  # no request is made
+        [],
+        lambda found: calls.append(("wake", tuple(found))),
+        services_changed=lambda found, v: calls.append(("services", tuple(found), v)),
+    )
+    wake = ((("ns", "rc"), "uid-rc"),)
+    watcher._wake("/api/v1/services", wake, "7")
+    watcher._wake("/api/v1/pods", wake, "8")
+    assert calls == [("services", wake, "7"), ("wake", wake), ("wake", wake)]
+
+
+def test_the_start_up_list_can_leave_the_wakes_to_the_rayclusters_own_listing():
+    from ray_operator.childwatch import ChildWatcher
+
+    class Api:
+        def list_child_metadata(self, path, query):
+            yield {"metadata": {"resourceVersion": "11"},
+                   "items": [_meta({c.LABEL_CLUSTER: "rc"}, owner="rc")]}  # fmt: skip
+
+    woken = []
+    watcher = ChildWatcher(Api(), [], woken.append, wake_on_first_list=False)  # type: ignore[arg-type]
+    assert watcher._list("/api/v1/pods", wake=False) == "11" and woken == []
+    assert watcher._list("/api/v1/pods") == "11"  # after an expired watch: every cluster
+    assert woken == [{(("ns", "rc"), "uid-rc")}]

@@ -61,10 +61,10 @@ class FakeApi:
     def create_or_get(self, obj: dict[str, Any], check_first: bool = True):
         kind, name = obj["kind"], obj["metadata"]["name"]
         if (kind, name) in self.existing:
-            return False, self.existing[(kind, name)]
+            return False, {"metadata": self.existing[(kind, name)]}
         self.calls.append(("create", kind, name))
         self.existing[(kind, name)] = obj["metadata"]
-        return True, obj["metadata"]
+        return True, obj
 
     def replace_status(self, namespace: str, name: str, status: dict[str, Any]) -> str:
         if self.status_gone:
@@ -74,6 +74,16 @@ class FakeApi:
 
     def post_event(self, cluster: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
+
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
+        return True  # stamps the template hash on the pods of `all_there`
+
+
+def all_there(api: FakeApi) -> FakeApi:
+    """The cluster's pods and head Service exist: a pass creates nothing."""
+    api.pods = [_owned(pod("rc-head", c.HEAD_GROUP)), _owned(pod("rc-cpu-1", "cpu"))]
+    api.service = ObservedService("rc-head-svc", "None", (), owner_uid=UID)
+    return api
 
 
 def reconcile(api: FakeApi, reconciler: Reconciler | None = None) -> Reconciler:
@@ -145,7 +155,7 @@ def test_owned_rbac_children_are_created_in_order_and_checked_once():
 
 
 def test_a_cluster_deleted_before_its_status_write_ends_the_pass_quietly():
-    api = FakeApi(stored())
+    api = all_there(FakeApi(stored()))
     api.status_gone = True
     reconciler = reconcile(api)  # no exception
     assert reconciler.is_gone(UID)
@@ -156,6 +166,7 @@ def test_a_deleted_cluster_is_forgotten_and_its_uid_remembered():
     api = FakeApi(stored())
     reconciler = reconcile(api)
     api.cluster = None
+    reconciler.recheck_children()  # a resync reads every cluster again
     reconcile(api, reconciler)
     assert reconciler.is_gone(UID) and not reconciler.is_gone("another")
     assert not reconciler.is_gone(None)
@@ -163,3 +174,127 @@ def test_a_deleted_cluster_is_forgotten_and_its_uid_remembered():
 
 def _owned(p: ObservedPod) -> ObservedPod:
     return dataclasses.replace(p, owner_uid=UID)
+
+
+def _gets(api: FakeApi) -> int:
+    return sum(1 for call in api.calls if call[0] == "get_cluster")
+
+
+def test_a_pass_starts_from_the_body_its_watch_delivered_without_a_get():
+    api = FakeApi(stored())
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    watched = stored()
+    watched["spec"]["workerGroupSpecs"][0]["replicas"] = 3  # newer than the GET would say
+    reconciler.observe(("ns", "rc"), watched)
+    reconcile(api, reconciler)
+    assert _gets(api) == 0
+    assert [call for call in api.calls if call[0] == "create_pod"].count(("create_pod", "cpu")) == 3
+    assert watched["spec"]["workerGroupSpecs"][0]["replicas"] == 3 and "status" not in watched
+
+
+def test_after_its_own_status_write_a_pass_reads_again_until_the_watch_brings_it_back():
+    api = all_there(FakeApi(stored()))
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    reconciler.observe(("ns", "rc"), stored())
+    reconcile(api, reconciler)  # writes status "2"; its event has not come yet
+    assert _gets(api) == 0 and ("replace_status", "rc") in api.calls
+    reconcile(api, reconciler)
+    assert _gets(api) == 1  # the watched body lacks our status: GET
+    written = {**stored(), "status": {"state": "ready"}}
+    written["metadata"] = {**written["metadata"], "resourceVersion": "2"}
+    reconciler.observe(("ns", "rc"), written)
+    assert reconciler.own_writes.is_own(("ns", "rc"), "2")
+    reconcile(api, reconciler)
+    assert _gets(api) == 1
+
+
+def test_a_resync_reads_every_cluster_again_and_a_deletion_forgets_its_body():
+    api = FakeApi(stored())
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    reconciler.observe(("ns", "rc"), stored())
+    reconciler.recheck_children()  # the periodic resync
+    api.cluster = None  # deleted while its watch missed the event
+    reconcile(api, reconciler)
+    assert _gets(api) == 1 and reconciler.is_gone(UID) is False  # never seen: no uid kept
+    reconciler.observe(("ns", "rc"), stored())
+    reconciler.forget(("ns", "rc"), UID)
+    reconcile(api, reconciler)
+    assert _gets(api) == 2
+
+
+class CountingApi(FakeApi):
+    def get_service(self, namespace: str, name: str) -> ObservedService | None:
+        self.calls.append(("get_service", name))
+        return self.service
+
+    def create_or_get(self, obj: dict[str, Any], check_first: bool = True):
+        created, found = super().create_or_get(obj, check_first)
+        if created:
+            found = {**found, "metadata": {**found["metadata"], "resourceVersion": "5"}}
+        return created, found
+
+
+def reconciled_before() -> dict[str, Any]:
+    return {**stored(), "status": {"state": "ready"}}
+
+
+def test_the_head_service_is_read_once_until_an_event_of_it_arrives():
+    api = all_there(CountingApi(reconciled_before()))
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    reconcile(api, reconciler)
+    reconcile(api, reconciler)
+    assert api.calls.count(("get_service", "rc-head-svc")) == 1
+    api.service = None  # deleted by hand: its watch event comes
+    reconciler.service_changed([("ns", "rc")], "4")
+    reconcile(api, reconciler)
+    assert api.calls.count(("get_service", "rc-head-svc")) == 2
+    assert ("create", "Service", "rc-head-svc") in api.calls  # made again at once
+    reconciler.service_changed([("ns", "rc")], "5")  # the event of our own create
+    reconcile(api, reconciler)
+    assert api.calls.count(("get_service", "rc-head-svc")) == 2
+
+
+def test_a_new_cluster_creates_its_head_service_without_reading_it_first():
+    api = CountingApi(stored())  # no status: never reconciled
+    reconciler = reconcile(api)
+    all_there(api)
+    reconcile(api, reconciler)  # the create's answer is our copy
+    assert ("get_service", "rc-head-svc") not in api.calls
+    assert api.calls.count(("create", "Service", "rc-head-svc")) == 1
+
+
+def test_a_read_that_overlapped_an_event_of_another_version_is_not_kept():
+    api = all_there(CountingApi(reconciled_before()))
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    epoch = reconciler._service_epoch.get(("ns", "rc"), 0)
+    reconciler.service_changed([("ns", "rc")], "9")  # arrived while the GET was out
+    reconciler._keep_service(("ns", "rc"), api.service, epoch)
+    assert ("ns", "rc") not in reconciler._services
+
+
+def test_a_kept_head_service_of_a_former_cluster_of_that_name_is_not_used():
+    api = all_there(CountingApi(reconciled_before()))
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    reconcile(api, reconciler)
+    api.cluster = reconciled_before()
+    api.cluster["metadata"]["uid"] = "uid-new"
+    reconciler.recheck_children()  # (or its ADDED event) the new cluster is read
+    reconciler._services[("ns", "rc")] = api.service  # as if kept across the deletion
+    reconcile(api, reconciler)
+    assert api.calls.count(("get_service", "rc-head-svc")) == 2
+
+
+def test_a_pass_that_created_pods_leaves_the_status_to_the_pass_their_events_bring():
+    api = FakeApi(stored())
+    reconciler = reconcile(api)
+    assert ("create_pod", "cpu") in api.calls and ("replace_status", "rc") not in api.calls
+    all_there(api)  # their events woke the next pass
+    reconcile(api, reconciler)
+    assert api.calls.count(("replace_status", "rc")) == 1
+
+
+def test_a_pass_that_created_pods_but_hit_a_problem_writes_the_status_at_once():
+    api = FakeApi(stored())
+    api.existing[("Service", "rc-head-svc")] = {"name": "rc-head-svc"}  # not ours
+    reconcile(api)
+    assert ("create_pod", "cpu") in api.calls and ("replace_status", "rc") in api.calls
