@@ -12,18 +12,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 packages=(containerd runc containernetworking-plugins iptables busybox-static gcc libc6-dev mmdebstrap buildah)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    # Not an error: the real-node tests skip, naming what is missing.
-    echo "[real-node-deps] missing ${missing[*]}; installing them needs root: skipped" >&2
-    exit 0
-  fi
-  echo "[real-node-deps] installing ${missing[*]}" >&2
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+status=0
+bash "$here/apt-install.sh" real-node-deps "${packages[@]}" || status=$?
+case $status in
+  0) ;;
+  2) exit 0 ;;  # no root: the real-node tests skip, naming what is missing
+  *) exit "$status" ;;
+esac
 exec bash "$here/build-tools.sh" --real-nodes

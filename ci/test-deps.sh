@@ -7,16 +7,6 @@
 # Installs only what is missing (apt-get update once, then install), and only as root;
 # without root it says so and succeeds (those tests then skip, naming the package).
 set -euo pipefail
-packages=(redis-server)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-((${#missing[@]})) || exit 0
-if [[ $(id -u) -ne 0 ]]; then
-  echo "[test-deps] missing ${missing[*]}; installing them needs root: skipped" >&2
-  exit 0
-fi
-echo "[test-deps] installing ${missing[*]}" >&2
-apt-get update -q
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+here=$(cd "$(dirname "$0")" && pwd)
+# Exit 2 (no root to install): the tests that need the packages skip.
+bash "$here/apt-install.sh" test-deps redis-server || [[ $? -eq 2 ]]

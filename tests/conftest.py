@@ -21,11 +21,12 @@ import pytest
 from kubernetes import client, config
 
 from ray_operator_dev.devcluster import ControlPlane
+from tests.clusters import Clusters
 from tests.kubehelpers import (
     apply_crds,
+    create_namespace,
     service_account_client,
     wait_for,
-    wait_for_default_service_account,
 )
 from tests.operator_process import OperatorProcess
 
@@ -58,10 +59,14 @@ def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> I
     core = client.CoreV1Api(api_client)
     base = request.node.name.lower().replace("_", "-")[:40].strip("-")
     name = f"{''.join(c for c in base if c.isalnum() or c == '-')}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for_default_service_account(core, name)
-    yield name
+    yield create_namespace(core, name)
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def clusters(api_client: client.ApiClient, namespace: str) -> Clusters:
+    """RayClusters (and their pods and events) in the test's namespace."""
+    return Clusters(api_client, namespace)
 
 
 @pytest.fixture

@@ -31,6 +31,13 @@ def wait_for(
     )
 
 
+def create_namespace(core: client.CoreV1Api, name: str) -> str:
+    """A namespace ready for pods (its default ServiceAccount exists)."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for_default_service_account(core, name)
+    return name
+
+
 def wait_for_default_service_account(core: client.CoreV1Api, namespace: str) -> None:
     def exists() -> bool:
         try:

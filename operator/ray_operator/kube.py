@@ -431,40 +431,20 @@ class KubeApi:
     @needs(Needs("batch", "jobs", ("create",)))
     def create_job(self, body: dict[str, Any]) -> bool:
         """Create a Job; False if one of that name exists already (409)."""
-        try:
-            self.request(
-                "POST", f"/apis/batch/v1/namespaces/{body['metadata']['namespace']}/jobs", body
-            )
-            return True
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
+        return self._create(f"/apis/batch/v1/namespaces/{body['metadata']['namespace']}/jobs", body)
 
     @needs(Needs("", "pods", ("patch",)))
     def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
         """Merge `annotations` into a pod's metadata; False if the pod is gone."""
-        try:
-            self.request(
-                "PATCH", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}",
-                {"metadata": {"annotations": annotations}}, content_type=MERGE_PATCH,
-            )  # fmt: skip
-            return True
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
+        return self._accepted(
+            404, "PATCH", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}",
+            {"metadata": {"annotations": annotations}}, MERGE_PATCH,
+        )  # fmt: skip
 
     @needs(Needs("", "pods", ("delete",)))
     def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone (that is fine)."""
-        try:
-            self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}")
-            return True
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
+        return self._delete(f"/api/v1/namespaces/{namespace}/pods/{quote(name)}")
 
     @needs(*CHILD_NEEDS)
     def create_or_get(
@@ -508,13 +488,7 @@ class KubeApi:
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name, "namespace": namespace}, "spec": spec,
         }  # fmt: skip
-        try:
-            self.request("POST", LEASES.format(ns=namespace), body)
-            return True
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
+        return self._create(LEASES.format(ns=namespace), body)
 
     @needs(Needs("coordination.k8s.io", "leases", ("update",), "leader"))
     def update_lease(self, lease: dict[str, Any], spec: dict[str, Any]) -> bool:
@@ -522,15 +496,9 @@ class KubeApi:
         so False (409) when another replica wrote it since we read it."""
         meta = lease["metadata"]
         body = {**lease, "spec": spec}
-        try:
-            self.request(
-                "PUT", f"{LEASES.format(ns=meta['namespace'])}/{quote(meta['name'])}", body
-            )
-            return True
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
+        return self._accepted(
+            409, "PUT", f"{LEASES.format(ns=meta['namespace'])}/{quote(meta['name'])}", body
+        )
 
     @needs(Needs(*CLUSTERS, ("patch",)))
     def add_finalizer(self, cluster: dict[str, Any], finalizer: str) -> str:
@@ -695,20 +663,23 @@ class KubeApi:
             {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
         )
 
-    def _create(self, collection: str, body: dict[str, Any]) -> bool:
+    def _accepted(
+        self, refusal: int, method: str, path: str, body: Any = None,
+        content_type: str = "application/json",
+    ) -> bool:  # fmt: skip
+        """True once the API server took the write; False when it refused it with
+        `refusal` (409: the object exists, or changed since it was read; 404: it is
+        gone), which the caller expects. Any other error is raised."""
         try:
-            self.request("POST", collection, body)
+            self.request(method, path, body, content_type=content_type)
             return True
         except ApiException as err:
-            if err.status == 409:
+            if err.status == refusal:
                 return False
             raise
 
+    def _create(self, collection: str, body: dict[str, Any]) -> bool:
+        return self._accepted(409, "POST", collection, body)
+
     def _delete(self, path: str, body: dict[str, Any] | None = None) -> bool:
-        try:
-            self.request("DELETE", path, body)
-            return True
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
+        return self._accepted(404, "DELETE", path, body)

@@ -4,7 +4,6 @@ local control plane)."""
 
 from __future__ import annotations
 
-import pytest
 from kubernetes import client
 
 from ray_operator import constants as c
@@ -13,11 +12,6 @@ from tests.kubehelpers import wait_for
 from tests.manifests import raycluster, worker_group
 
 ON = {"enableInTreeAutoscaling": True}
-
-
-@pytest.fixture
-def clusters(api_client, namespace) -> Clusters:
-    return Clusters(api_client, namespace)
 
 
 def _condition(body: dict, type_: str) -> dict | None:

@@ -33,11 +33,6 @@ def two_groups(name: str) -> dict:
 
 
 @pytest.fixture
-def clusters(api_client, namespace) -> Clusters:
-    return Clusters(api_client, namespace)
-
-
-@pytest.fixture
 def autoscaled(
     clusters, namespace, run_operator, control_plane, tmp_path
 ) -> Callable[[str], tuple[OperatorProcess, AbstractContextManager[Any]]]:

@@ -33,11 +33,6 @@ FAST = ["--watch-timeout=5", "--api-timeout=5"]  # silence detected within 5 + 1
 
 
 @pytest.fixture
-def clusters(api_client, namespace) -> Clusters:
-    return Clusters(api_client, namespace)
-
-
-@pytest.fixture
 def core(api_client) -> client.CoreV1Api:
     return client.CoreV1Api(api_client)
 

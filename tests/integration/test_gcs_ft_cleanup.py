@@ -36,11 +36,6 @@ GCS = c.GCS_FT_REDIS_CLEANUP_FINALIZER
 
 
 @pytest.fixture
-def clusters(api_client, namespace) -> Clusters:
-    return Clusters(api_client, namespace)
-
-
-@pytest.fixture
 def batch(api_client) -> client.BatchV1Api:
     return client.BatchV1Api(api_client)
 

@@ -26,7 +26,7 @@ from tests.integration.test_gcs_ft_cleanup import (
     wait_gone,
     wait_job,
 )
-from tests.kubehelpers import apply_crds, wait_for, wait_for_default_service_account
+from tests.kubehelpers import apply_crds, create_namespace, wait_for
 from tests.operator_process import OperatorProcess
 from tests.redis_cleanup_harness import MISSING, RedisServer, job_pod, redis_server, run_cleanup_pod
 
@@ -35,11 +35,8 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 @pytest.fixture(scope="module")
 def plane() -> Iterator[ControlPlane]:
-    cp = ControlPlane.in_temp_dir().start()
-    try:
+    with ControlPlane.in_temp_dir().start() as cp:
         yield cp
-    finally:
-        cp.cleanup()
 
 
 @pytest.fixture
@@ -51,9 +48,7 @@ def api(plane: ControlPlane) -> client.ApiClient:
 def ns(api: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api)
     name = f"migrate-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for_default_service_account(core, name)
-    yield name
+    yield create_namespace(core, name)
     core.delete_namespace(name)
 
 

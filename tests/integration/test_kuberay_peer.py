@@ -19,11 +19,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def kuberay_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane.in_temp_dir().start()
-    try:
+    with ControlPlane.in_temp_dir().start() as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 def test_kuberay_reconciles_a_cluster_and_counts_its_passes(kuberay_plane: ControlPlane) -> None:

@@ -3,19 +3,12 @@ plane (kwok makes pods Running/Ready)."""
 
 from __future__ import annotations
 
-import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from tests.clusters import Clusters
 from tests.kubehelpers import wait_for
 from tests.manifests import heterogeneous, raycluster, worker_group
-
-
-@pytest.fixture
-def clusters(api_client, namespace) -> Clusters:
-    return Clusters(api_client, namespace)
 
 
 def _condition(body: dict, type_: str) -> dict | None:

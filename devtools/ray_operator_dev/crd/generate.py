@@ -40,7 +40,13 @@ import yaml
 from ray_operator import constants as c
 from ray_operator_dev.crd.podtemplate import KubernetesSchemas, kubernetes_version, locate_openapi
 from ray_operator_dev.crd.rayjob_schema import build_rayjob_crd
-from ray_operator_dev.crd.schema import LEGACY_VERSION, legacy_schema, raycluster_schema
+from ray_operator_dev.crd.schema import (
+    LEGACY_VERSION,
+    crd_document,
+    crd_version,
+    legacy_schema,
+    raycluster_schema,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = REPO_ROOT / "crds" / f"{c.GROUP}_{c.PLURAL}.yaml"
@@ -81,42 +87,13 @@ def load_kubernetes_schemas(openapi: Path | None = None) -> KubernetesSchemas:
 
 def build_crd(k8s: KubernetesSchemas) -> dict[str, Any]:
     v1 = raycluster_schema(k8s)
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": c.CRD_NAME},
-        "spec": {
-            "group": c.GROUP,
-            "names": {
-                "kind": c.KIND,
-                "listKind": f"{c.KIND}List",
-                "plural": c.PLURAL,
-                "singular": c.SINGULAR,
-                "categories": ["all"],
-            },
-            "scope": "Namespaced",
-            # v1 is stored; v1alpha1 is served too (as KubeRay serves it) so older
-            # manifests apply. No conversion: the two differ only in name.
-            "versions": [
-                {
-                    "name": c.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": v1},
-                    "subresources": {"status": {}},
-                },
-                {
-                    "name": LEGACY_VERSION,
-                    "served": True,
-                    "storage": False,
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": legacy_schema(v1)},
-                    "subresources": {"status": {}},
-                },
-            ],
-        },
-    }
+    # v1 is stored; v1alpha1 is served too (as KubeRay serves it) so older manifests
+    # apply. No conversion: the two differ only in name.
+    versions = [
+        crd_version(c.VERSION, True, PRINTER_COLUMNS, v1),
+        crd_version(LEGACY_VERSION, False, PRINTER_COLUMNS, legacy_schema(v1)),
+    ]
+    return crd_document(c.CRD_NAME, c.KIND, c.PLURAL, c.SINGULAR, versions)
 
 
 class _Dumper(yaml.SafeDumper):

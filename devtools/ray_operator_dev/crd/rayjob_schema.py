@@ -31,6 +31,8 @@ from ray_operator_dev.crd.schema import (
     _rule,
     _str,
     _str_map,
+    crd_document,
+    crd_version,
     pod_template,
     sort_properties,
     spec_schema,
@@ -353,29 +355,5 @@ def rayjob_schema(k8s: KubernetesSchemas) -> Schema:
 
 
 def build_rayjob_crd(k8s: KubernetesSchemas) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": c.JOB_CRD_NAME},
-        "spec": {
-            "group": c.GROUP,
-            "names": {
-                "kind": c.JOB_KIND,
-                "listKind": f"{c.JOB_KIND}List",
-                "plural": c.JOB_PLURAL,
-                "singular": c.JOB_SINGULAR,
-                "categories": ["all"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": c.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": rayjob_schema(k8s)},
-                    "subresources": {"status": {}},
-                }
-            ],
-        },
-    }
+    version = crd_version(c.VERSION, True, PRINTER_COLUMNS, rayjob_schema(k8s))
+    return crd_document(c.JOB_CRD_NAME, c.JOB_KIND, c.JOB_PLURAL, c.JOB_SINGULAR, [version])

@@ -632,3 +632,38 @@ def sort_properties(schema: Any) -> Any:
     if isinstance(schema, list):
         return [sort_properties(item) for item in schema]
     return copy.deepcopy(schema)
+
+
+def crd_document(
+    name: str, kind: str, plural: str, singular: str, versions: list[Schema]
+) -> Schema:
+    """A namespaced `ray.io` CRD in the `all` category (as KubeRay's)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": c.GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "categories": ["all"],
+            },
+            "scope": "Namespaced",
+            "versions": versions,
+        },
+    }
+
+
+def crd_version(name: str, storage: bool, columns: list[Schema], schema: Schema) -> Schema:
+    """One served version with the status subresource."""
+    return {
+        "name": name,
+        "served": True,
+        "storage": storage,
+        "additionalPrinterColumns": columns,
+        "schema": {"openAPIV3Schema": schema},
+        "subresources": {"status": {}},
+    }

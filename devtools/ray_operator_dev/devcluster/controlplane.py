@@ -251,6 +251,12 @@ class ControlPlane:
         self.node = None
         return removed
 
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
     def cleanup(self) -> None:
         """Stop everything and remove the run's files, unless the environment sets
         KEEP_CONTROL_PLANE_DIR: then the files (logs, audit log, etcd data) stay for a
