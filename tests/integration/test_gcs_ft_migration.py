@@ -156,7 +156,12 @@ def test_a_cleanup_job_kuberay_started_is_finished_by_our_operator(
     assert run.exit_code == 0, run.output
     wait_gone(clusters, "midway")
     assert redis.keys(storage) == set()
-    ours = [e for e in clusters.events("midway") if e.reporting_component == "ray-operator"]
-    assert not [e for e in ours if e.reason in ("CreatedRedisCleanupJob",
-                                                "FailedToCreateRedisCleanupJob")]  # fmt: skip
-    assert "RedisCleanupCompleted" in [e.reason for e in ours]
+
+    def ours() -> list:
+        return [e for e in clusters.events("midway") if e.reporting_component == "ray-operator"]
+
+    # Events are posted off the pass, so the last one may land after the cluster is gone.
+    wait_for(lambda: "RedisCleanupCompleted" in [e.reason for e in ours()],
+             what="our RedisCleanupCompleted event")  # fmt: skip
+    assert not [e for e in ours() if e.reason in ("CreatedRedisCleanupJob",
+                                                  "FailedToCreateRedisCleanupJob")]  # fmt: skip
