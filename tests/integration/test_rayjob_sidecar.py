@@ -38,9 +38,10 @@ def ray_and_sidecar(jobs: RayJobs, cluster: str) -> Iterator[tuple[RayHarness, S
 
 
 def head_pod(jobs: RayJobs, cluster: str):
+    """The cluster's one head pod, None while there is none (yet) or several."""
     selector = f"{c.LABEL_CLUSTER}={cluster},{c.LABEL_NODE_TYPE}={c.NODE_TYPE_HEAD}"
-    (pod,) = jobs.core.list_namespaced_pod(jobs.ns, label_selector=selector).items
-    return pod
+    pods = jobs.core.list_namespaced_pod(jobs.ns, label_selector=selector).items
+    return pods[0] if len(pods) == 1 else None
 
 
 def test_sidecar_mode_job_succeeds_from_the_head_pod(api_client, namespace, run_operator):
