@@ -271,9 +271,12 @@ class Reconciler:
         """The RayCluster as its watch last delivered it, else from a GET (kept for the
         next passes unless the watch delivered a body meanwhile). Pods are always
         listed afresh: only they decide what to create, so a stale RayCluster can
-        delay a change until its event's pass, never create a pod twice."""
+        delay a change until its event's pass, never create a pod twice. A cluster
+        being deleted is always read afresh: its teardown (finalizers, the Redis cleanup
+        Job) must not act on a body that predates our own finalizer removal."""
         watched = self._watched.get(key)
-        if watched is not None and not self.own_writes.unseen(key):
+        deleting = watched is not None and (watched.get("metadata") or {}).get("deletionTimestamp")
+        if watched is not None and not deleting and not self.own_writes.unseen(key):
             return copy.deepcopy(watched)
         cluster = await self._call(self.api.get_cluster, *key)
         if cluster is not None and key not in self._watched and not self.own_writes.unseen(key):
@@ -509,8 +512,13 @@ class Reconciler:
         done; a failure is reported and the next pass tries again."""
         if finalizer is None:
             return None
+        # Tracked as our own write: until its echo arrives, passes read the cluster
+        # afresh (a body the watch delivered before lacks the finalizer).
+        key = (cluster["metadata"]["namespace"], cluster["metadata"]["name"])
+        self.own_writes.begin(key)
+        version: str | None = None
         try:
-            await self._call(self.api.add_finalizer, cluster, finalizer)
+            version = await self._call(self.api.add_finalizer, cluster, finalizer)
         except ApiException as err:
             if err.status in (409, 422):  # changed since our read: its event brings a pass
                 log.info("%s/%s changed meanwhile; finalizer %s on the next pass",
@@ -518,6 +526,8 @@ class Reconciler:
                          finalizer)  # fmt: skip
                 return None
             return self._failed(cluster, "FailedAddFinalizer", finalizer, err)
+        finally:
+            self.own_writes.end(key, version)
         log.info("%s/%s: added finalizer %s", cluster["metadata"]["namespace"],
                  cluster["metadata"]["name"], finalizer)  # fmt: skip
         return None

@@ -222,6 +222,21 @@ def test_a_resync_reads_every_cluster_again_and_a_deletion_forgets_its_body():
     assert _gets(api) == 2
 
 
+def test_a_cluster_being_deleted_is_always_read_afresh():
+    """Its teardown must not act on a body from before our own finalizer removal: the
+    cluster may be gone already (here: the GET finds nothing, and nothing is done)."""
+    api = FakeApi(stored())
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    deleting = stored()
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    deleting["metadata"]["finalizers"] = [c.GCS_FT_REDIS_CLEANUP_FINALIZER]
+    reconciler.observe(("ns", "rc"), deleting)
+    api.cluster = None
+    reconcile(api, reconciler)
+    assert _gets(api) == 1
+    assert [call for call in api.calls if call[0] not in ("get_cluster",)] == []
+
+
 class CountingApi(FakeApi):
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
         self.calls.append(("get_service", name))
