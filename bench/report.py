@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ray_operator_dev.toolcache import pinned_versions
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("ray-operator", "kopf", "kubernetes", "aiohttp", "urllib3", "prometheus-client")
 
@@ -173,11 +175,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, Any]:
-    pinned = {}
-    for line in (REPO / "ci" / "versions.env").read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            pinned[key.strip()] = value.strip()
+    pinned = pinned_versions()
     python = {}
     for name in PACKAGES:
         try:

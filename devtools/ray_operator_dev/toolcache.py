@@ -11,13 +11,22 @@ REPO = Path(__file__).resolve().parents[2]
 VERSIONS = REPO / "ci" / "versions.env"
 
 
+def pinned_versions() -> dict[str, str]:
+    """Every `NAME=version` line of ci/versions.env (comments skipped)."""
+    found = {}
+    for line in VERSIONS.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.lstrip().startswith("#"):
+            found[name.strip()] = value.strip()
+    return found
+
+
 def pinned(key: str) -> str:
     """A version from ci/versions.env, e.g. pinned("KUBERAY_VERSION")."""
-    for line in VERSIONS.read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name.strip() == key:
-            return value.strip()
-    raise KeyError(f"{key} is missing from {VERSIONS}")
+    try:
+        return pinned_versions()[key]
+    except KeyError:
+        raise KeyError(f"{key} is not pinned in {VERSIONS}") from None
 
 
 def folder(name: str, version_key: str) -> Path:

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 import yaml
 
+from ray_operator_dev.toolcache import pinned
 from tests.chart import values_doc
 from tests.chart.render import CHART, REPO, helm, render_chart
-from tests.versions import pinned
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 

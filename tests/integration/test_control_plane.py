@@ -297,7 +297,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_version_is_the_pinned_release(control_plane: ControlPlane):
-    from tests.versions import pinned
+    from ray_operator_dev.toolcache import pinned
 
     version = control_plane.request("/version")
     assert version["gitVersion"] == pinned("KUBERNETES_VERSION")
