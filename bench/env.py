@@ -221,6 +221,12 @@ class Bench:
         assert self.operator is not None and self.operator.proc is not None
         return proc_stats(self.operator.proc.pid)
 
+    def reset_peak_rss(self) -> None:
+        """Start the operator's VmHWM afresh (Linux: 5 to /proc/<pid>/clear_refs), so
+        the peak read later is that of the phase, not of the process's whole life."""
+        assert self.operator is not None and self.operator.proc is not None
+        Path(f"/proc/{self.operator.proc.pid}/clear_refs").write_text("5")
+
     def op_reconciles(self) -> float:
         """The operator's own count of reconcile passes (for idle detection): ours
         `ray_operator_reconcile_total`, KubeRay's controller-runtime counter."""

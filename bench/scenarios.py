@@ -1,4 +1,4 @@
-"""The seven scenarios of the benchmark (see bench/README.md). Each adds figures to a
+"""The scenarios of the benchmark (see bench/README.md). Each adds figures to a
 Results: one sample per repeat, so every figure gets min/median/max."""
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class Config:
     many_clusters: int = 100
     many_namespaces: int = 10
     many_workers: int = 4
+    thousand_clusters: int = 1000  # 1 head + thousand_workers each, opt-in scenario
+    thousand_namespaces: int = 50
+    thousand_workers: int = 3
     scale_base: int = 100
     scale_step: int = 100
     steady_seconds: float = 300.0
@@ -56,6 +59,7 @@ class Config:
             "big": self.big_workers + 1,
             "recovery": self.big_workers + 1,
             "many": self.many_clusters * (self.many_workers + 1),
+            "thousand": self.thousand_clusters * (self.thousand_workers + 1),
             "scale": 2 * (self.scale_base + self.scale_step + 1),
             "steady": self.big_workers + 1,
         }
@@ -143,7 +147,8 @@ class Scenarios:
 
     def _record_phase(
         self, scenario: str, phase: str, p: Phase, extra: dict | None = None, pods: int = 0
-    ) -> None:
+    ) -> dict[str, float]:
+        """Record the phase's API cost and CPU; returns its CPU seconds per process."""
         cost, cpu = p.end()
         if pods:
             self.r.add(scenario, "operator API requests per pod", cost.operator_total() / pods,
@@ -161,6 +166,7 @@ class Scenarios:
         if "ray-operator" in cpu:
             self.r.add(scenario, f"{phase}: operator CPU", cpu["ray-operator"], "s")
         self.r.add(scenario, f"{phase}: operator API requests", cost.operator_total(), "requests")
+        return cpu
 
     def _idle(self, quiet: float = 2.0) -> None:
         self.b.wait_operator_idle(quiet=quiet, timeout=self.cfg.timeout)
@@ -270,49 +276,82 @@ class Scenarios:
     def many(self) -> None:
         """100 RayClusters x (1 head + 4 workers) across 10 namespaces, applied at once."""
         cfg = self.cfg
-        n = cfg.many_clusters * (cfg.many_workers + 1)
         for rep in range(cfg.repeat):
-            namespaces = [self._namespace(f"many{i}") for i in range(cfg.many_namespaces)]
-            kind = f"many-{rep}"
-            watch = self._watch(kind)
-            bodies = [
-                (
-                    namespaces[i % len(namespaces)],
-                    labelled(raycluster(f"rc{i:03d}", worker_group("w", cfg.many_workers)), kind),
-                )
-                for i in range(cfg.many_clusters)
-            ]
-            keys = [f"{ns}/{body['metadata']['name']}" for ns, body in bodies]
-            self._idle()
-            p = Phase(self.b)
-            t0 = time.monotonic()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda nb: self.b.create_cluster(*nb), bodies))
-            applied = time.monotonic()
-            created = watch.wait(lambda w=watch: w.created >= n, cfg.timeout, "created")
-            running = watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
-            self.clusters.wait(
-                lambda keys=keys: all(self.clusters.converged(k, cfg.many_workers) for k in keys),
-                cfg.timeout,
-                "all ready",
+            namespaces, _ = self._at_once(
+                "3 many clusters", f"many-{rep}", cfg.many_clusters, cfg.many_namespaces,
+                cfg.many_workers,
+            )  # fmt: skip
+            if rep < cfg.repeat - 1:
+                self.clear(namespaces)
+
+    def _at_once(
+        self, s: str, kind: str, clusters: int, n_namespaces: int, workers: int
+    ) -> tuple[list[str], dict[str, float]]:
+        """`clusters` small RayClusters (1 head + `workers`) spread over `n_namespaces`,
+        applied concurrently: seconds to all created / Running / ready, API cost and CPU
+        of apply to all ready. Returns the namespaces and that phase's CPU seconds."""
+        cfg = self.cfg
+        n = clusters * (workers + 1)
+        namespaces = [self._namespace(f"{kind}-{i}") for i in range(n_namespaces)]
+        watch = self._watch(kind)
+        bodies = [
+            (
+                namespaces[i % len(namespaces)],
+                labelled(raycluster(f"rc{i:03d}", worker_group("w", workers)), kind),
             )
-            ready = max(self.clusters.clusters[k].became_ready or 0.0 for k in keys)
-            self._idle()
-            watch.stop()
-            s = "3 many clusters"
-            self.r.add(s, "seconds to apply all (harness)", applied - t0, "s")
-            self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
-            self.r.add(s, "seconds to all created", created - t0, "s")
-            self.r.add(s, "seconds to all Running", running - t0, "s")
-            self.r.add(s, "seconds to all ready", ready - t0, "s")
-            self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
-            self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
-            self._fraction(s, "created", n, n / (created - t0))
-            self._fraction(s, "Running", n, n / (running - t0))
-            self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
-            self._record_phase(s, "apply to all ready", p, pods=n)
-            log.info("many rep %d: created %.2fs, Running %.2fs, ready %.2fs", rep,
-                     created - t0, running - t0, ready - t0)  # fmt: skip
+            for i in range(clusters)
+        ]
+        keys = [f"{ns}/{body['metadata']['name']}" for ns, body in bodies]
+        self._idle()
+        self.b.reset_peak_rss()
+        p = Phase(self.b)
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda nb: self.b.create_cluster(*nb), bodies))
+        applied = time.monotonic()
+        created = watch.wait(lambda w=watch: w.created >= n, cfg.timeout, "created")
+        running = watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
+        self.clusters.wait(
+            lambda keys=keys: all(self.clusters.converged(k, workers) for k in keys),
+            cfg.timeout,
+            "all ready",
+        )
+        ready = max(self.clusters.clusters[k].became_ready or 0.0 for k in keys)
+        self._idle()
+        watch.stop()
+        self.r.add(s, "seconds to apply all (harness)", applied - t0, "s")
+        self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
+        self.r.add(s, "seconds to all created", created - t0, "s")
+        self.r.add(s, "seconds to all Running", running - t0, "s")
+        self.r.add(s, "seconds to all ready", ready - t0, "s")
+        self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
+        self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
+        self._fraction(s, "created", n, n / (created - t0))
+        self._fraction(s, "Running", n, n / (running - t0))
+        self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+        cpu = self._record_phase(s, "apply to all ready", p, pods=n)
+        log.info("%s: created %.2fs, Running %.2fs, ready %.2fs", kind,
+                 created - t0, running - t0, ready - t0)  # fmt: skip
+        return namespaces, cpu
+
+    # -- 10. a thousand clusters -----------------------------------------------------------
+
+    def thousand(self) -> None:
+        """1,000 RayClusters x (1 head + 3 workers) across 50 namespaces, applied at once:
+        the figures of `many`, plus the operator's RSS (at the end, and its peak since the
+        apply) and the CPU seconds of the API server, etcd and kwok over the same phase."""
+        cfg, s = self.cfg, "10 thousand clusters"
+        for rep in range(cfg.repeat):
+            namespaces, cpu = self._at_once(
+                s, f"thousand-{rep}", cfg.thousand_clusters, cfg.thousand_namespaces,
+                cfg.thousand_workers,
+            )  # fmt: skip
+            stats = self.b.op_stats()
+            self.r.add(s, "operator RSS at the end", stats.rss_kib / 1024, "MiB")
+            self.r.add(s, "operator peak RSS (VmHWM)", stats.hwm_kib / 1024, "MiB",
+                       "from the apply on")  # fmt: skip
+            for proc in ("kube-apiserver", "etcd", "kwok"):
+                self.r.add(s, f"apply to all ready: {proc} CPU", cpu.get(proc, -1), "s")
             if rep < cfg.repeat - 1:
                 self.clear(namespaces)
 
@@ -741,4 +780,6 @@ SCENARIOS: dict[str, Callable[[Scenarios], None]] = {
     "memory": Scenarios.memory,
     "resync": Scenarios.resync,
     "rayjobs": Scenarios.rayjobs,
+    "thousand": Scenarios.thousand,
 }
+OPT_IN = ("thousand",)  # run only when named in --scenarios
