@@ -1,9 +1,11 @@
 """The benchmark's pure parts: side-by-side rows, alternation, the API server's byte
-metrics and the FlowSchema names (no control plane)."""
+metrics, the FlowSchema names, and the sizes of the opt-in scenario (no control plane)."""
 
-from bench.__main__ import _alternated
+from bench.__main__ import _alternated, make_config, parse_args
 from bench.apimetrics import Snapshot, flow_schemas
+from bench.env import nodes_for
 from bench.report import compare_rows
+from bench.scenarios import Config
 
 
 def test_runs_alternate_so_each_operator_goes_first_as_often():
@@ -41,3 +43,13 @@ def test_bytes_sent_are_read_per_resource_and_diffed():
 def test_flow_schema_names_are_unique():
     names = [s["metadata"]["name"] for s in flow_schemas()]
     assert len(names) == len(set(names))
+
+
+def test_thousand_runs_only_when_named_and_sizes_the_kwok_nodes():
+    assert "thousand" not in parse_args([]).scenarios.split(",")
+    args = parse_args(["--scenarios", "thousand", "--thousand-clusters", "60",
+                       "--thousand-namespaces", "6"])  # fmt: skip
+    cfg = make_config(args)
+    assert (cfg.thousand_clusters, cfg.thousand_namespaces, cfg.thousand_workers) == (60, 6, 3)
+    assert Config().peak_pods(["thousand"]) == 4000  # 1,000 x (1 head + 3 workers)
+    assert nodes_for(Config().peak_pods(["thousand"]), 250) == 18  # + 10 % headroom
