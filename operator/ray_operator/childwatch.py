@@ -1,10 +1,13 @@
-"""Watches Ray pods, Services and cleanup Jobs for one fact: which RayCluster to reconcile next.
+"""Watches Ray pods, Services and cleanup Jobs: which RayCluster to reconcile next, and
+the pods themselves.
 
-The reconciler reads a cluster's pods itself (a consistent list), so a watch event only
-has to name the cluster. The API server sends metadata only (PartialObjectMetadata),
-filtered server-side by the `ray.io/cluster` label, and nothing is kept. kopf did this
-job before and spent half the operator's CPU on it: full bodies decoded, copied and
-queued per object for a one-line enqueue (bench/RESULTS.md).
+Every watch is filtered server-side by the `ray.io/cluster` label. Services and Jobs
+Jobs come as metadata only (PartialObjectMetadata) and nothing of them is kept: an
+event only has to name the cluster. Pods and Services come whole when a cache of them
+is given (childcache.py), which keeps a slim view of each for the reconciler and is
+fed before the cluster is woken; without one, as metadata only. kopf did this job
+before and spent half the operator's CPU on it: full bodies decoded, copied and queued
+per object for a one-line enqueue (bench/RESULTS.md).
 
 A child wakes the cluster its `ray.io/cluster` label names, and the RayCluster that
 controls it (its ownerReference) when that is another one: a pod relabelled into
@@ -33,8 +36,10 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from . import constants as c
+from .childcache import ChildCache
 from .health import Health
 from .kube import KubeApi
+from .observed import cluster_key
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +60,6 @@ def silence_bound(timeout: float) -> float:
 
 class WatchExpired(Exception):
     """The resourceVersion we watch from is too old: list again."""
-
-
-def cluster_key(obj: dict[str, Any]) -> Key | None:
-    """The RayCluster a child belongs to, from its `ray.io/cluster` label."""
-    meta = obj.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(c.LABEL_CLUSTER)
-    namespace = meta.get("namespace")
-    return (namespace, name) if namespace and name else None
 
 
 def wakes(obj: dict[str, Any]) -> list[Wake]:
@@ -109,6 +106,7 @@ class ChildWatcher:
         health: Health | None = None,
         services_changed: Callable[[Iterable[Wake], str | None], None] | None = None,
         wake_on_first_list: bool = True,
+        caches: Iterable[ChildCache[Any]] = (),
     ) -> None:
         self.api = api
         self.paths = collection_paths(namespaces)
@@ -120,6 +118,11 @@ class ChildWatcher:
         # kopf's listing of the RayClusters): the first list then only yields the
         # version to watch from; a list after an expired watch always wakes.
         self.wake_on_first_list = wake_on_first_list
+        # fed with every event of their resource, before the wake
+        self.caches = {cache.resource: cache for cache in caches}
+        for path in self.paths:
+            if (cache := self._cache(path)) is not None:
+                cache.track(path)
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.health = health or Health()
@@ -156,17 +159,28 @@ class ChildWatcher:
                 log.warning("watch %s failed: %r; retrying", path, err)
                 self._stop.wait(self.retry_seconds)
 
+    def _cache(self, path: str) -> ChildCache[Any] | None:
+        api, _, resource = path.rpartition("/")
+        return self.caches.get(resource) if api.startswith("/api/v1") else None
+
     def _list(self, path: str, wake: bool = True) -> str:
         """Wake every cluster with a child (paged), return the list's resourceVersion."""
         found: set[Wake] = set()
+        slims: list[Any] = []
         query = [("labelSelector", c.LABEL_CLUSTER)]
-        for page in self.api.list_child_metadata(path, query):
+        cache = self._cache(path)
+        for page in self.api.list_children(path, query, metadata_only=cache is None):
             self.health.beat(f"watch {path}")
             for item in page.get("items") or []:
                 found.update(wakes(item))
+                if cache is not None:
+                    slims.append(cache.slim(item))
+        version = page["metadata"]["resourceVersion"]
+        if cache is not None:
+            cache.replace(path, slims, version)
         if found and wake:
             self._wake(path, found)
-        return page["metadata"]["resourceVersion"]
+        return version
 
     def _wake(self, path: str, found: Iterable[Wake], version: str | None = None) -> None:
         """`version`: the child's resourceVersion (one event), None after a list."""
@@ -183,9 +197,15 @@ class ChildWatcher:
             ("timeoutSeconds", str(round(self.timeout))),
         ]
         part = f"watch {path}"
-        for event in self.api.watch_child_metadata(path, query, self.timeout + READ_SLACK):
+        cache = self._cache(path)
+        events = self.api.watch_children(
+            path, query, self.timeout + READ_SLACK, metadata_only=cache is None
+        )
+        for event in events:
             self.health.beat(part)
             seen, found = handle_event(event)
+            if cache is not None:
+                cache.apply(path, event["type"], event["object"])
             version = seen or version
             if found:
                 self._wake(path, found, seen)

@@ -58,17 +58,30 @@ def _wait_for_crd(api_client, namespaces: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from . import health, metrics
+
+    if not args.namespace and not args.all_namespaces:
+        print("error: pass --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    if args.qps < 0 or args.burst < 0:
+        print("error: --qps and --burst must not be negative", file=sys.stderr)
+        return 2
+    status = health.Health()
+    # Served first, before the heavy imports (kopf, the Kubernetes client: most of the
+    # start-up time) and before leader election: a restarted or waiting replica is
+    # alive, and its metrics are scraped, from its first half second.
+    health.serve(status, args.liveness)
+    if args.metrics_address:
+        metrics.serve(args.metrics_address)
+
     import kopf
 
-    from . import credentials, health, metrics
+    from . import credentials
     from .handlers import OperatorConfig, build_registry
     from .kube import KubeApi
     from .rayjob.reconciler import RayJobConfig
     from .reconciler import ReconcilerConfig
 
-    if not args.namespace and not args.all_namespaces:
-        print("error: pass --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
-        return 2
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
@@ -78,14 +91,6 @@ def _run(args: argparse.Namespace) -> int:
     tokens = credentials.token_file()
     factory = credentials.api_client_factory(f"ray-operator/{__version__} ({identity})", tokens)
     timeout = (min(5.0, args.api_timeout), args.api_timeout)
-    status = health.Health()
-    # Served before leader election: a follower waiting for the Lease is alive too.
-    health.serve(status, args.liveness)
-    if args.metrics_address:
-        metrics.serve(args.metrics_address)
-    if args.qps < 0 or args.burst < 0:
-        print("error: --qps and --burst must not be negative", file=sys.stderr)
-        return 2
     if args.qps > 0:
         from .kube import set_rate_limit
 

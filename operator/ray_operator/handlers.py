@@ -3,13 +3,15 @@
 - RayCluster events, through kopf (including its initial listing at start-up, so a
   restart reconciles everything), enqueue that cluster; a deletion only drops what
   was kept about it;
-- Ray pod and Service events, through `childwatch` (metadata only, server-side label
-  selector), enqueue the clusters they concern. The operator never receives, let alone
-  keeps, pods that are not Ray pods;
+- Ray pod and Service events, through `childwatch` (server-side label selector; they
+  feed the slim caches the passes read, childcache.py), enqueue the clusters they
+  concern. The operator never receives, let alone keeps,
+  pods that are not Ray pods;
 - every `resync_seconds`, every RayCluster is enqueued again, so that a missed event
   (a dropped connection, a bug, a hand edit no watch reports to the right cluster)
   leaves a cluster wrong for one interval at most. A converged cluster costs a GET
-  of itself, a list of its pods and a GET of its head Service, and no write.
+  of itself and no write: its pods and head Service come from the watch-fed caches,
+  which a watch keeps whole (a lost watch lists again).
 
 Only `on.event` handlers are used: they need no state stored on the objects, so kopf
 never writes annotations or finalizers of its own.
@@ -29,11 +31,14 @@ from kubernetes import client
 
 from . import constants as c
 from . import metrics
+from .childcache import ChildCache
 from .childwatch import DEFAULT_TIMEOUT as DEFAULT_WATCH_TIMEOUT
 from .childwatch import READ_SLACK, ChildWatcher, Wake
 from .credentials import TokenFile
 from .health import Health
 from .kube import DEFAULT_TIMEOUT, KubeApi
+from .observed import ObservedService
+from .podcache import PodCache
 from .rayjob.reconciler import RayJobConfig, RayJobReconciler
 from .reconciler import Reconciler, ReconcilerConfig
 from .workqueue import WorkQueue
@@ -131,7 +136,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 config.api_client_factory(), config.api_timeout, config.fence, config.tokens
             )
 
-        reconciler = Reconciler(api(), config.reconciler)
+        # fed by the child watch, read by the passes
+        pods = PodCache()
+        services = ChildCache("services", ObservedService.from_dict)
+        reconciler = Reconciler(api(), config.reconciler, pods=pods, services=services)
         queue = WorkQueue(
             reconciler.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
         )
@@ -164,6 +172,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             ),
             # kopf's listing of every RayCluster reconciles each at start-up anyway
             wake_on_first_list=False,
+            caches=(pods, services),
         )
         state.update(reconciler=reconciler, queue=queue, watcher=watcher)
         state.update(jobs=jobs, job_queue=job_queue)

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -147,6 +148,10 @@ DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+JSON = "application/json"
+WHOLE_PAGE = 5000  # items per page of a list of whole objects (decoded item by item)
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -298,16 +303,30 @@ class KubeApi:
             response.release_conn()
 
     def list_pages(
-        self, path: str, query: list[tuple[str, str]], accept: str, page_size: int = 500
+        self,
+        path: str,
+        query: list[tuple[str, str]],
+        accept: str,
+        page_size: int = 500,
+        item_by_item: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """The pages of a paged list; the last page carries the list's resourceVersion."""
+        """The pages of a paged list; the last page carries the list's resourceVersion.
+        `item_by_item`: a page's "items" is an iterator that decodes one item at a time
+        (whole pods: the page is never held decoded all at once, see `list_fields`),
+        and its "metadata" is complete once the items have been iterated."""
         token = ""
         while True:
-            page = self.request(
-                "GET", path, query=[*query, ("limit", str(page_size))]
-                + ([("continue", token)] if token else []), accept=accept,
-            )  # fmt: skip
-            yield page
+            query_page = [*query, ("limit", str(page_size))]
+            query_page += [("continue", token)] if token else []
+            if item_by_item:
+                data = self._send("GET", path, query=query_page, accept=accept).read()
+                page = _lazy_page(data.decode())
+                yield page
+                for _ in page["items"]:  # whatever the caller left: the metadata is last
+                    pass
+            else:
+                page = self.request("GET", path, query=query_page, accept=accept)
+                yield page
             token = page["metadata"].get("continue") or ""
             if not token:
                 return
@@ -316,19 +335,30 @@ class KubeApi:
         Needs("", "pods", ("list",)), Needs("", "services", ("list",)),
         Needs("batch", "jobs", ("list",)),
     )  # fmt: skip
-    def list_child_metadata(self, path: str, query: list[tuple[str, str]]) -> Iterator[dict]:
-        """Pages of Ray pods, Services or Jobs, metadata only (childwatch.py)."""
-        return self.list_pages(path, query, METADATA_LIST)
+    def list_children(
+        self, path: str, query: list[tuple[str, str]], metadata_only: bool = True
+    ) -> Iterator[dict]:
+        """Pages of Ray pods, Services or Jobs, by default metadata only (childwatch.py).
+        Whole objects come in big pages decoded item by item: few requests, and one
+        item held whole at a time."""
+        if metadata_only:
+            return self.list_pages(path, query, METADATA_LIST)
+        return self.list_pages(path, query, JSON, WHOLE_PAGE, item_by_item=True)
 
     @needs(
         Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)),
         Needs("batch", "jobs", ("watch",)),
     )  # fmt: skip
-    def watch_child_metadata(
-        self, path: str, query: list[tuple[str, str]], read_timeout: float
+    def watch_children(
+        self,
+        path: str,
+        query: list[tuple[str, str]],
+        read_timeout: float,
+        metadata_only: bool = True,
     ) -> Iterator[dict[str, Any]]:
-        """Watch events of Ray pods, Services or Jobs, metadata only (childwatch.py)."""
-        return self.watch(path, query, METADATA_ONLY, read_timeout)
+        """Watch events of Ray pods, Services or Jobs, by default metadata only
+        (childwatch.py)."""
+        return self.watch(path, query, METADATA_ONLY if metadata_only else JSON, read_timeout)
 
     @needs(Needs("apiextensions.k8s.io", "customresourcedefinitions", ("get",), "cluster"))
     def crd_exists(self, name: str) -> bool:
@@ -363,14 +393,18 @@ class KubeApi:
         ]
 
     @needs(Needs("", "pods", ("list",)))
-    def list_cluster_pods(self, namespace: str, cluster: str) -> list[ObservedPod]:
+    def list_cluster_pods(
+        self, namespace: str, cluster: str
+    ) -> tuple[list[ObservedPod], str | None]:
         """Every pod of one cluster, by server-side label selector (a consistent read,
-        so pods created just before a crash are always seen)."""
+        so pods created just before a crash are always seen), and the list's
+        resourceVersion."""
         listing = self.request(
             "GET", f"/api/v1/namespaces/{namespace}/pods",
             query=[("labelSelector", f"{c.LABEL_CLUSTER}={cluster}")],
         )  # fmt: skip
-        return [ObservedPod.from_dict(p) for p in listing.get("items", [])]
+        pods = [ObservedPod.from_dict(p) for p in listing.get("items", [])]
+        return pods, (listing.get("metadata") or {}).get("resourceVersion")
 
     @needs(Needs("", "pods", ("list",)))
     def list_head_pods(self, namespace: str, cluster: str) -> list[dict[str, Any]]:
@@ -424,9 +458,10 @@ class KubeApi:
     # -- writes ------------------------------------------------------------------------
 
     @needs(Needs("", "pods", ("create",)))
-    def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> tuple[str, str | None]:
+        """Create a pod: (its name, its resourceVersion)."""
         created = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
-        return created["metadata"]["name"]
+        return created["metadata"]["name"], created["metadata"].get("resourceVersion")
 
     @needs(Needs("batch", "jobs", ("create",)))
     def create_job(self, body: dict[str, Any]) -> bool:
@@ -683,3 +718,56 @@ class KubeApi:
 
     def _delete(self, path: str, body: dict[str, Any] | None = None) -> bool:
         return self._accepted(404, "DELETE", path, body)
+
+
+def list_fields(text: str) -> Iterator[tuple[str, Any]]:
+    """The top-level fields of a JSON list response as (name, value), except that each
+    element of "items" comes on its own as ("item", element): decoding a list of 1,000
+    pods at once holds all of them whole, and the memory that takes stays with the
+    process (measured: +12 MiB of RSS for 500 pods per page, +3 MiB for 100)."""
+
+    def skip(pos: int) -> int:
+        return _SPACE.match(text, pos).end()  # type: ignore[union-attr]
+
+    def expect(pos: int, char: str) -> int:
+        if text[pos : pos + 1] != char:
+            raise ValueError(f"malformed list response at {pos}: expected {char!r}")
+        return skip(pos + 1)
+
+    pos = expect(skip(0), "{")
+    if text[pos : pos + 1] == "}":
+        return
+    while True:
+        name, pos = _DECODER.raw_decode(text, pos)
+        pos = expect(skip(pos), ":")
+        if name == "items" and text[pos : pos + 1] == "[":
+            pos = skip(pos + 1)
+            while text[pos : pos + 1] != "]":
+                item, pos = _DECODER.raw_decode(text, pos)
+                yield "item", item
+                pos = skip(pos)
+                if text[pos : pos + 1] == ",":
+                    pos = skip(pos + 1)
+            pos = skip(pos + 1)
+        else:
+            value, pos = _DECODER.raw_decode(text, pos)
+            yield name, value
+            pos = skip(pos)
+        if text[pos : pos + 1] == "}":
+            return
+        pos = expect(pos, ",")
+
+
+def _lazy_page(text: str) -> dict[str, Any]:
+    """A list page whose "items" decodes as it is iterated (see `list_fields`); its
+    "metadata" is filled in as the fields go by."""
+    metadata: dict[str, Any] = {}
+
+    def items() -> Iterator[dict[str, Any]]:
+        for name, value in list_fields(text):
+            if name == "item":
+                yield value
+            elif name == "metadata" and isinstance(value, dict):
+                metadata.update(value)
+
+    return {"metadata": metadata, "items": items()}

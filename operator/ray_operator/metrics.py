@@ -36,6 +36,14 @@ PASS_TIMEOUTS = Counter(
     "Reconciles abandoned for running past --pass-timeout (retried)",
     registry=REGISTRY,
 )
+POD_OBSERVATIONS = Counter(
+    "ray_operator_pod_observations",
+    "Where a reconcile found its cluster's pods: the watch-fed cache, a consistent list "
+    "(at start-up, after a failure, or when the watch lags), or nowhere yet (the pass "
+    "waits for the watch to bring the operator's own writes)",
+    ["source"],
+    registry=REGISTRY,
+)
 RESYNCS = Counter(
     "ray_operator_resyncs", "Periodic full resyncs (every RayCluster queued)", registry=REGISTRY
 )

@@ -84,6 +84,14 @@ def controller_uid(meta: dict[str, Any]) -> str | None:
     return None
 
 
+def cluster_key(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """The RayCluster a child belongs to, from its `ray.io/cluster` label."""
+    meta = obj.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(c.LABEL_CLUSTER)
+    namespace = meta.get("namespace")
+    return (namespace, name) if namespace and name else None
+
+
 def choose_head(heads: Iterable[ObservedPod]) -> ObservedPod | None:
     """The one head pod that counts when there are several (e.g. after a crash between
     a create and its record): ready first, then the oldest, then by name. The planner

@@ -1,8 +1,11 @@
 """One reconcile of one RayCluster: observe, plan, act, report.
 
 The imperative shell around the pure planner and status calculation. Level-triggered:
-whatever event woke it, it reads the current RayCluster and its pods (a consistent
-read, so a restart after a crash sees every pod created before it) and converges.
+whatever event woke it, it reads the current RayCluster and its pods and converges.
+The pods come from the pod cache the child watch feeds, trusted only once it has seen
+every pod write of ours (podcache.py), else from a consistent list: a pass never
+plans from a view that could lack a pod it created, so a crash or a slow watch never
+makes a pod twice.
 
 Only children the RayCluster controls (a controller ownerReference with its uid) are
 its children; a stranger that merely carries its labels is reported and left alone.
@@ -34,12 +37,14 @@ from . import metrics
 from .builders import auth
 from .builders.autoscaler import head_service_account
 from .builders.redis_cleanup import cleanup_job_selector
+from .childcache import ChildCache
 from .events import EventRecorder, PodWrite
 from .kube import KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, ObservedService, controller_uid, owned_by
 from .ownwrites import OwnStatusWrites
 from .planner import Builders, default_builders, head_service_taken, plan
+from .podcache import PodCache
 from .spec import (
     autoscaling_enabled,
     head_service_name,
@@ -57,6 +62,11 @@ RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 # again soon rather than at the next resync.
 RECHECKED_PROBLEMS = frozenset({"AuthSecretNotFound", "AuthSecretKeyMissing"})
 FORGOTTEN_UIDS = 10_000  # deleted RayClusters remembered, to drop their children's wakes
+SYNC_WAIT = 10.0  # seconds a pass at start-up waits for the pod watch's first list
+# While a cluster's pods start, status changes that leave `state` and the observed
+# generation as they are (a worker Running, one more ready) are written at most this
+# often: each is a write and a watch event for every RayCluster watcher.
+STATUS_PACE = 2.0
 
 # The cluster a pass works on, so that API calls it leaves running when it is
 # abandoned (pass timeout) are awaited by the next pass of the same cluster.
@@ -80,8 +90,12 @@ class Reconciler:
         api: KubeApi,
         config: ReconcilerConfig | None = None,
         builders: Builders | None = None,
+        pods: PodCache | None = None,
+        services: ChildCache[ObservedService] | None = None,
     ) -> None:
         self.api = api
+        self.pods = pods  # None: every pass lists its cluster's pods
+        self.services = services  # None: the head Service is read with a GET
         self.config = config or ReconcilerConfig()
         self.builders = builders or default_builders()
         self.states: dict[str, str] = {}  # "ns/name" -> status.state, for the metrics
@@ -106,6 +120,7 @@ class Reconciler:
         self._services: dict[Key, ObservedService] = {}
         self._service_epoch: dict[Key, int] = {}
         self._service_event: dict[Key, str | None] = {}  # version of the last event
+        self._last_write: dict[Key, float] = {}  # when pods or the status were written
 
     # -- what the watches ask ----------------------------------------------------------
 
@@ -147,10 +162,12 @@ class Reconciler:
         uid = uid or self._uids.get(key)
         for kept in (
             self._ensured, self._uids, self._strangers_reported, self._warned, self._watched,
-            self._services, self._service_epoch, self._service_event,
+            self._services, self._service_epoch, self._service_event, self._last_write,
         ):  # fmt: skip
             kept.pop(key, None)
         self.own_writes.forget(key)
+        if self.pods is not None:
+            self.pods.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
         if uid:
             self._gone[uid] = None
@@ -179,8 +196,11 @@ class Reconciler:
         except LostLeadership as err:  # the process is on its way out (leader.py)
             log.warning("%s/%s: %s", *key, err)
             return None
-        except Exception:
-            metrics.RECONCILE_ERRORS.inc()
+        except BaseException as err:  # failed, or abandoned (pass timeout): a write of
+            if self.pods is not None:  # it may have landed unseen; the next pass lists
+                self.pods.distrust(key)
+            if isinstance(err, Exception):
+                metrics.RECONCILE_ERRORS.inc()
             raise
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -217,9 +237,11 @@ class Reconciler:
         self._uids[key] = uid
 
         pods, service = await asyncio.gather(
-            self._call(self.api.list_cluster_pods, namespace, name),
+            self._observe_pods(key),
             self._head_service(key, head_service_name(cluster), uid, not cluster.get("status")),
         )
+        if pods is None:  # our own pod writes are still on their way through the watch
+            return self.pods.recheck_in(key) if self.pods is not None else None
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
@@ -241,6 +263,8 @@ class Reconciler:
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures, pods_written = await self._execute(cluster, todo)
+        if failures and self.pods is not None:
+            self.pods.distrust(key)  # a failed write may still have landed (5xx, timeout)
         if finalizer_failure is not None:
             failures.append(finalizer_failure)
 
@@ -248,11 +272,16 @@ class Reconciler:
         status = compute_status(cluster, observed, previous, todo.problems, failures, now_rfc3339())
         self.states[f"{namespace}/{name}"] = status.get("state", "")
         changed_meanwhile = False
+        write = status_changed(previous, status)
+        paced = 0.0  # seconds the write is held back (see _status_pace)
         if pods_written and not failures and not todo.problems:
             # The watch events of the pods this pass created or deleted bring another
             # pass, which writes the status then: one write instead of two per change.
-            pass
-        elif status_changed(previous, status):
+            self._last_write[key] = time.monotonic()
+            write = False
+        elif write:
+            paced = self._status_pace(key, previous, status, failures, todo.problems)
+        if write and not paced:
             try:
                 changed_meanwhile = await self._write_status(key, status)
             except ApiException as err:
@@ -264,6 +293,8 @@ class Reconciler:
             self.events.new_problems(cluster, _replica_failure(previous), todo.problems)
         if more_to_create or changed_meanwhile:
             return 0.0
+        if paced:
+            return paced
         # No watch sees Secrets: look again soon for the one that was missing.
         return self.config.retry_after_failure if failures or look_again else None
 
@@ -283,17 +314,44 @@ class Reconciler:
             self._watched[key] = copy.deepcopy(cluster)
         return cluster
 
+    async def _observe_pods(self, key: Key) -> list[ObservedPod] | None:
+        """The cluster's pods, from the pod cache when it can be trusted, else from a
+        consistent list; None when the pass should wait for the watch instead."""
+        if self.pods is None:
+            return (await self._call(self.api.list_cluster_pods, *key))[0]
+        view = self.pods.view(key)
+        if view.unsynced:  # start-up: the watch's first list is on its way
+            await asyncio.to_thread(self.pods.wait_synced, key[0], SYNC_WAIT)
+            view = self.pods.view(key)
+        if view.pods is not None:
+            metrics.POD_OBSERVATIONS.labels("cache").inc()
+            return list(view.pods)
+        if not view.list_now:
+            metrics.POD_OBSERVATIONS.labels("wait").inc()
+            return None
+        metrics.POD_OBSERVATIONS.labels("list").inc()
+        pods, version = await self._call(self.api.list_cluster_pods, *key)
+        self.pods.listed(key, version)
+        return pods
+
     async def _head_service(
         self, key: Key, name: str, uid: str, new: bool
     ) -> ObservedService | None:
         """The head Service (ownership is checked by the caller): our copy while no
-        event of it arrived, else a GET; none for a cluster never reconciled (no status
-        yet), whose create finds an existing one all the same (409, then a GET). Only a
+        event of it arrived (a create's answer comes before its watch event), else the
+        watch-fed Service cache, else a GET; none for a cluster never reconciled (no
+        status yet), whose create finds an existing one all the same (409, then a
+        GET), as it does one the cache lacks (another's, without our labels). Only a
         copy of this very cluster's own Service is used (a same-named cluster deleted
         and created again gets a new uid)."""
         kept = self._services.get(key)
         if kept is not None and kept.name == name and kept.owner_uid == uid:
             return kept
+        if self.services is not None:
+            if not self.services.synced(key[0]):  # start-up: its first list is coming
+                await asyncio.to_thread(self.services.wait_synced, key[0], SYNC_WAIT)
+            if self.services.synced(key[0]):
+                return self.services.get(key, name)
         if new:
             return None
         epoch = self._service_epoch.get(key, 0)
@@ -302,8 +360,30 @@ class Reconciler:
             self._keep_service(key, service, epoch)
         return service
 
+    def _status_pace(
+        self,
+        key: Key,
+        previous: dict[str, Any],
+        status: dict[str, Any],
+        failures: list[Failure],
+        problems: list[Problem],
+    ) -> float:
+        """Seconds to hold this status write back (0: write now). Held: a change while
+        pods start (no `state` before or after), at a known observedGeneration, without
+        a failure or problem, less than STATUS_PACE after this cluster's last pod or
+        status write. The move to `ready`, a spec change, every problem and anything
+        that corrects a settled cluster's status are written at once."""
+        if failures or problems or previous.get("state") or status.get("state"):
+            return 0.0
+        seen = previous.get("observedGeneration")
+        if seen is not None and seen != status.get("observedGeneration"):
+            return 0.0
+        last = self._last_write.get(key)
+        return 0.0 if last is None else max(0.0, last + STATUS_PACE - time.monotonic())
+
     async def _write_status(self, key: Key, status: dict[str, Any]) -> bool:
         """Write the status; True if another writer's event arrived meanwhile."""
+        self._last_write[key] = time.monotonic()
         self.own_writes.begin(key)
         version = None
         try:
@@ -366,6 +446,8 @@ class Reconciler:
         if not stamps:
             return []
         namespace = cluster["metadata"]["namespace"]
+        if self.pods is not None:  # rare (a migration): the next pass lists
+            self.pods.distrust((namespace, cluster["metadata"]["name"]))
         calls = [
             self._call(
                 self.api.annotate_pod,
@@ -472,10 +554,12 @@ class Reconciler:
         kind = "HeadPod" if create.group == c.HEAD_GROUP else "WorkerPod"
         namespace = cluster["metadata"]["namespace"]
         try:
-            name = await self._call(self.api.create_pod, namespace, create.body)
+            name, version = await self._call(self.api.create_pod, namespace, create.body)
         except ApiException as err:
             what = f"{create.group} (pod template {create.template_path})"
             return self._failed(cluster, f"FailedCreate{kind}", what, err)
+        if self.pods is not None:
+            self.pods.created((namespace, cluster["metadata"]["name"]), version)
         metrics.PODS_CREATED.labels(kind[:-3].lower()).inc()
         done.append(PodWrite(f"Created{kind}", create.group, "", name))
         return None
@@ -489,6 +573,8 @@ class Reconciler:
             deleted = await self._call(self.api.delete_pod, namespace, delete.name)
         except ApiException as err:
             return self._failed(cluster, f"FailedDelete{kind}", delete.name, err)
+        if self.pods is not None:
+            self.pods.deleted((namespace, cluster["metadata"]["name"]), delete.name)
         if deleted:
             metrics.PODS_DELETED.labels(kind[:-3].lower(), delete.reason).inc()
             done.append(PodWrite(f"Deleted{kind}", delete.group, delete.reason, delete.name))
@@ -542,7 +628,7 @@ class Reconciler:
         gcs = c.GCS_FT_REDIS_CLEANUP_FINALIZER in finalizers
         if not gcs and c.IDLE_TERMINATION_FINALIZER not in finalizers:
             return None
-        pods = await self._call(self.api.list_cluster_pods, namespace, name)
+        pods, _ = await self._call(self.api.list_cluster_pods, namespace, name)
         jobs = (
             await self._call(self.api.list_jobs, namespace, cleanup_job_selector(name))
             if gcs

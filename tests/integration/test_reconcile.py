@@ -76,8 +76,12 @@ def test_heterogeneous_cluster_becomes_ready(clusters, namespace, run_operator):
     ]
 
 
+LISTED = 'ray_operator_pod_observations_total{source="list"}'
+FROM_CACHE = 'ray_operator_pod_observations_total{source="cache"}'
+
+
 def test_scale_up_and_down_by_replicas(clusters, namespace, run_operator):
-    run_operator(namespace)
+    op = run_operator(namespace)
     clusters.create(raycluster("scale", worker_group("cpu", 2)))
     clusters.wait_pods("scale", 2, "cpu")
     clusters.patch(
@@ -105,6 +109,8 @@ def test_scale_up_and_down_by_replicas(clusters, namespace, run_operator):
     clusters.wait_pods("scale", 3, "cpu")
     clusters.settle("scale")
     assert len(clusters.pods("scale", "cpu")) == 3
+    # Every pass planned from the watch-fed pod cache: none had to list the pods.
+    assert op.metric(LISTED) == 0 and op.metric(FROM_CACHE) >= 4
 
 
 def test_workers_to_delete_removes_exactly_those_pods(clusters, namespace, run_operator):
@@ -299,6 +305,8 @@ def test_no_write_when_nothing_changed(clusters, namespace, run_operator):
     )
     assert clusters.get("quiet")["metadata"]["resourceVersion"] == before
     assert len(clusters.events("quiet")) == events_before
+    # The restarted passes waited for the pod watch's first list instead of listing.
+    assert restarted.metric(LISTED) == 0 and restarted.metric(FROM_CACHE) >= 1
 
 
 def test_own_status_write_wakes_no_pass_but_a_foreign_one_does(clusters, namespace, run_operator):

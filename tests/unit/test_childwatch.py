@@ -99,7 +99,7 @@ def test_the_start_up_list_can_leave_the_wakes_to_the_rayclusters_own_listing():
     from ray_operator.childwatch import ChildWatcher
 
     class Api:
-        def list_child_metadata(self, path, query):
+        def list_children(self, path, query, metadata_only=True):
             yield {"metadata": {"resourceVersion": "11"},
                    "items": [_meta({c.LABEL_CLUSTER: "rc"}, owner="rc")]}  # fmt: skip
 

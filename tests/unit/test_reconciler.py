@@ -41,8 +41,8 @@ class FakeApi:
         self.calls.append(("get_cluster", name))
         return self.cluster
 
-    def list_cluster_pods(self, namespace: str, cluster: str) -> list[ObservedPod]:
-        return list(self.pods)
+    def list_cluster_pods(self, namespace: str, cluster: str) -> tuple[list[ObservedPod], str]:
+        return list(self.pods), "1"
 
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
         return self.service
@@ -50,9 +50,9 @@ class FakeApi:
     def service_account_exists(self, namespace: str, name: str) -> bool:
         return ("ServiceAccount", name) in self.existing
 
-    def create_pod(self, namespace: str, body: dict[str, Any]) -> str:
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> tuple[str, str]:
         self.calls.append(("create_pod", body["metadata"]["labels"][c.LABEL_GROUP]))
-        return f"pod-{len(self.calls)}"
+        return f"pod-{len(self.calls)}", str(len(self.calls))
 
     def delete_pod(self, namespace: str, name: str) -> bool:
         self.calls.append(("delete_pod", name))
@@ -313,3 +313,69 @@ def test_a_pass_that_created_pods_but_hit_a_problem_writes_the_status_at_once():
     api.existing[("Service", "rc-head-svc")] = {"name": "rc-head-svc"}  # not ours
     reconcile(api)
     assert ("create_pod", "cpu") in api.calls and ("replace_status", "rc") in api.calls
+
+
+def _cached(api: FakeApi) -> tuple[Reconciler, Any]:
+    """A reconciler planning from a pod cache fed as the child watch feeds it."""
+    from ray_operator.podcache import PodCache
+
+    cache = PodCache()
+    cache.track("/api/v1/pods")
+    cache.replace("/api/v1/pods", [], "1")
+    return Reconciler(api, pods=cache), cache  # type: ignore[arg-type]
+
+
+def _watched(name: str, group: str, version: str) -> dict[str, Any]:
+    kind = c.NODE_TYPE_HEAD if group == c.HEAD_GROUP else "worker"
+    labels = {c.LABEL_CLUSTER: "rc", c.LABEL_GROUP: group, c.LABEL_NODE_TYPE: kind}
+    owner = {"kind": c.KIND, "name": "rc", "uid": UID, "controller": True}
+    meta = {"name": name, "namespace": "ns", "resourceVersion": version, "labels": labels}
+    return {"metadata": {**meta, "ownerReferences": [owner]}, "status": {"phase": "Pending"}}
+
+
+def test_with_a_pod_cache_a_pass_never_plans_before_the_watch_brings_its_own_creates():
+    api = FakeApi(stored())
+    api.service = ObservedService("rc-head-svc", "None", (), owner_uid=UID)
+    reconciler, cache = _cached(api)
+    reconcile(api, reconciler)  # creates the head and the worker, lists nothing
+    creates = [call for call in api.calls if call[0] == "create_pod"]
+    assert len(creates) == 2
+    reconcile(api, reconciler)  # the watch has brought none of them: nothing to do
+    assert [call for call in api.calls if call[0] == "create_pod"] == creates
+    cache.apply("/api/v1/pods", "ADDED", _watched("p-head", c.HEAD_GROUP, "2"))
+    # FakeApi answers each create with the number of calls so far as its version
+    cache.apply("/api/v1/pods", "ADDED", _watched("p-cpu", "cpu", "100"))
+    reconcile(api, reconciler)  # planned from the cache: both pods are there
+    assert [call for call in api.calls if call[0] == "create_pod"] == creates
+
+
+def test_with_a_pod_cache_a_failed_write_makes_the_next_pass_list():
+    api = FakeApi(stored())
+    api.service = ObservedService("rc-head-svc", "None", (), owner_uid=UID)
+    reconciler, cache = _cached(api)
+
+    def refused(namespace: str, body: dict[str, Any]) -> tuple[str, str]:
+        raise ApiException(status=500, reason="etcd timeout")  # may have been stored
+
+    api.create_pod = refused  # type: ignore[method-assign]
+    reconcile(api, reconciler)
+    assert cache.view(("ns", "rc")).list_now
+
+
+def test_while_pods_start_status_changes_are_paced_and_ready_is_written_at_once():
+    from ray_operator.reconciler import STATUS_PACE
+
+    api = FakeApi(stored())
+    api.service = ObservedService("rc-head-svc", "None", (), owner_uid=UID)
+    reconciler = reconcile(api)  # creates the head and the worker: no status yet
+    starting = [
+        _owned(pod("rc-head", c.HEAD_GROUP, phase="Pending", ready=False)),
+        _owned(pod("rc-cpu-1", "cpu", phase="Pending", ready=False)),
+    ]
+    api.pods = starting
+    delay = asyncio.run(reconciler.reconcile(("ns", "rc")))
+    assert ("replace_status", "rc") not in api.calls  # held back, and looked at again
+    assert delay is not None and 0 < delay <= STATUS_PACE
+    api.pods = [_owned(pod("rc-head", c.HEAD_GROUP)), _owned(pod("rc-cpu-1", "cpu"))]
+    reconcile(api, reconciler)  # `ready`: a new state is written at once
+    assert ("replace_status", "rc") in api.calls
