@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ceiling-pods", type=_ints, help="ceiling sizes (default 201,2000)")
     p.add_argument("--ceiling-concurrency", type=int, default=32)
     p.add_argument("--big-workers", type=int, help="scenarios 2 and 7 (default 200)")
+    p.add_argument(
+        "--recovery-kill-points",
+        type=int,
+        help="scenario 7: SIGKILL at this many points from 0 to all pods created (default 1: "
+        "at half)",
+    )
     p.add_argument("--many-clusters", type=int, help="scenario 3 (default 100)")
     p.add_argument("--many-namespaces", type=int, help="scenario 3 (default 10)")
     p.add_argument("--scale-step", type=int, help="scenario 4: +/- workers (default 100)")
@@ -123,6 +129,7 @@ def make_config(args: argparse.Namespace) -> Config:
         "repeat": args.repeat,
         "ceiling_pods": args.ceiling_pods,
         "big_workers": args.big_workers,
+        "recovery_kill_points": args.recovery_kill_points,
         "many_clusters": args.many_clusters,
         "many_namespaces": args.many_namespaces,
         "scale_step": args.scale_step,

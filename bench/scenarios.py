@@ -34,6 +34,9 @@ class Config:
     ceiling_pods: list[int] = field(default_factory=lambda: [201, 2000])
     ceiling_concurrency: int = 32
     big_workers: int = 200  # in two groups
+    # recovery: where the SIGKILLs fall; 1: at half of the pods, n > 1: at 0, 1/(n-1),
+    # ..., all of them created (each kill point is one run per repeat)
+    recovery_kill_points: int = 1
     many_clusters: int = 100
     many_namespaces: int = 10
     many_workers: int = 4
@@ -578,42 +581,51 @@ class Scenarios:
     # -- 7. recovery ---------------------------------------------------------------------
 
     def recovery(self) -> None:
-        """SIGKILL the operator when half of a 1 + 200 cluster's pods exist, restart it:
-        seconds to converge, and duplicate pods (must be 0)."""
+        """SIGKILL the operator when half of a 1 + 200 cluster's pods exist (or at each
+        of `recovery_kill_points`), restart it: seconds to converge, and duplicate pods
+        (must be 0)."""
+        cfg = self.cfg
+        n = cfg.big_workers + 1
+        points = cfg.recovery_kill_points
+        kill_at = [n // 2] if points <= 1 else [n * k // (points - 1) for k in range(points)]
+        for rep in range(cfg.repeat):
+            for at in kill_at:
+                self._recover(rep, at)
+
+    def _recover(self, rep: int, kill_at: int) -> None:
         cfg = self.cfg
         n = cfg.big_workers + 1
         s = "7 recovery"
-        for rep in range(cfg.repeat):
-            ns = self._namespace("recovery")
-            watch = self._watch("recovery", ns)
-            self._idle()
-            t0 = time.monotonic()
-            self.b.create_cluster(ns, big_cluster_body("big", cfg.big_workers, "recovery"))
-            watch.wait(lambda w=watch: w.created >= n // 2, cfg.timeout, "half created")
-            assert self.b.operator is not None
-            self.b.operator.kill()
-            killed = time.monotonic()
-            at_kill = watch.created
-            self.b.start_operator()
-            restarted = time.monotonic()
-            key = f"{ns}/big"
-            watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
-            self.clusters.wait(
-                lambda k=key: self.clusters.converged(k, cfg.big_workers), cfg.timeout, "ready"
-            )
-            ready = self.clusters.clusters[key].became_ready or time.monotonic()
-            self._idle(quiet=3.0)
-            heads = sum(1 for st in watch.pods.values() if st.group == c.HEAD_GROUP)
-            watch.stop()
-            self.r.add(s, "pods created before the kill", at_kill, "pods")
-            self.r.add(s, "seconds from kill to restarted (metrics up)", restarted - killed, "s")
-            self.r.add(s, "seconds from kill to ready", ready - killed, "s")
-            self.r.add(s, "seconds from apply to ready", ready - t0, "s")
-            self.r.add(s, "duplicate pods", watch.created - n, "pods", "must be 0")
-            self.r.add(s, "head pods created", heads, "pods", "must be 1")
-            log.info("recovery rep %d: kill at %d pods, ready %.2fs after kill, %d duplicates",
-                     rep, at_kill, ready - killed, watch.created - n)  # fmt: skip
-            self.clear([ns])
+        ns = self._namespace("recovery")
+        watch = self._watch("recovery", ns)
+        self._idle()
+        t0 = time.monotonic()
+        self.b.create_cluster(ns, big_cluster_body("big", cfg.big_workers, "recovery"))
+        watch.wait(lambda w=watch: w.created >= kill_at, cfg.timeout, "the kill point")
+        assert self.b.operator is not None
+        self.b.operator.kill()
+        killed = time.monotonic()
+        at_kill = watch.created
+        self.b.start_operator()
+        restarted = time.monotonic()
+        key = f"{ns}/big"
+        watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
+        self.clusters.wait(
+            lambda k=key: self.clusters.converged(k, cfg.big_workers), cfg.timeout, "ready"
+        )
+        ready = self.clusters.clusters[key].became_ready or time.monotonic()
+        self._idle(quiet=3.0)
+        heads = sum(1 for st in watch.pods.values() if st.group == c.HEAD_GROUP)
+        watch.stop()
+        self.r.add(s, "pods created before the kill", at_kill, "pods")
+        self.r.add(s, "seconds from kill to restarted (metrics up)", restarted - killed, "s")
+        self.r.add(s, "seconds from kill to ready", ready - killed, "s")
+        self.r.add(s, "seconds from apply to ready", ready - t0, "s")
+        self.r.add(s, "duplicate pods", watch.created - n, "pods", "must be 0")
+        self.r.add(s, "head pods created", heads, "pods", "must be 1")
+        log.info("recovery rep %d: kill at %d pods, ready %.2fs after kill, %d duplicates",
+                 rep, at_kill, ready - killed, watch.created - n)  # fmt: skip
+        self.clear([ns])
 
     # -- 8. periodic resync --------------------------------------------------------------
 
