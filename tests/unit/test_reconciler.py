@@ -379,3 +379,24 @@ def test_while_pods_start_status_changes_are_paced_and_ready_is_written_at_once(
     api.pods = [_owned(pod("rc-head", c.HEAD_GROUP)), _owned(pod("rc-cpu-1", "cpu"))]
     reconcile(api, reconciler)  # `ready`: a new state is written at once
     assert ("replace_status", "rc") in api.calls
+
+
+def test_with_a_service_cache_the_head_service_is_never_read():
+    from ray_operator.childcache import ChildCache
+
+    api = all_there(CountingApi(reconciled_before()))
+    services = ChildCache("services", ObservedService.from_dict)
+    services.track("/api/v1/services")
+    owner = {"kind": c.KIND, "name": "rc", "uid": UID, "controller": True}
+    meta = {"name": "rc-head-svc", "namespace": "ns", "ownerReferences": [owner]}
+    meta["labels"] = {c.LABEL_CLUSTER: "rc"}
+    services.replace("/api/v1/services", [services.slim({"metadata": meta})], "3")
+    reconciler = Reconciler(api, services=services)  # type: ignore[arg-type]
+    reconcile(api, reconciler)
+    assert ("get_service", "rc-head-svc") not in api.calls
+    assert not [call for call in api.calls if call[:2] == ("create", "Service")]
+    services.apply("/api/v1/services", "DELETED", {"metadata": meta})  # deleted by hand
+    reconciler.service_changed([("ns", "rc")], "4")
+    reconcile(api, reconciler)
+    assert ("create", "Service", "rc-head-svc") in api.calls  # made again at once
+    assert ("get_service", "rc-head-svc") not in api.calls
