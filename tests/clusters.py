@@ -68,13 +68,16 @@ class Clusters:
         return [p for p in pods if not (alive and p.metadata.deletion_timestamp)]
 
     def wait_state(self, name: str, state: str = c.STATE_READY, timeout: float = 90) -> dict:
+        """Wait until the status reports `state` for the current spec (observedGeneration
+        at the generation): a `ready` written before the last spec change is stale."""
         last: dict = {}
 
         def reached():
             nonlocal last
             body = self.get(name)
             last = body.get("status", {})
-            return body if last.get("state") == state else None
+            current = last.get("observedGeneration") == body["metadata"].get("generation")
+            return body if last.get("state") == state and current else None
 
         try:
             return wait_for(reached, timeout=timeout, what=f"{name} state={state}")
