@@ -63,9 +63,9 @@ RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 RECHECKED_PROBLEMS = frozenset({"AuthSecretNotFound", "AuthSecretKeyMissing"})
 FORGOTTEN_UIDS = 10_000  # deleted RayClusters remembered, to drop their children's wakes
 SYNC_WAIT = 10.0  # seconds a pass at start-up waits for the pod watch's first list
-# While a cluster's pods start, status changes that leave `state` and the observed
-# generation as they are (a worker Running, one more ready) are written at most this
-# often: each is a write and a watch event for every RayCluster watcher.
+# While a cluster's pods start (no `state` yet), status changes at a known observed
+# generation (a worker Running, one more ready) are written at most this often: each
+# is a write and a watch event for every RayCluster watcher (see _status_pace).
 STATUS_PACE = 2.0
 
 # The cluster a pass works on, so that API calls it leaves running when it is
