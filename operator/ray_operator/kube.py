@@ -231,11 +231,14 @@ class KubeApi:
         content_type: str = "application/json",
         accept: str = "application/json",
         timeout: tuple[float, float] | None = None,
+        gzip: bool = False,
     ) -> Any:
         fence = self.fence if method in WRITE_METHODS and "/leases" not in path else None
         if fence is not None:
             fence()  # refuse early, and once more right before the bytes leave (above)
         headers = {"Accept": accept}
+        if gzip:  # the API server compresses big answers (lists) when asked to
+            headers["Accept-Encoding"] = "gzip"
         if body is not None:
             headers["Content-Type"] = content_type
         if _rate_limiter is not None:
@@ -318,14 +321,16 @@ class KubeApi:
         while True:
             query_page = [*query, ("limit", str(page_size))]
             query_page += [("continue", token)] if token else []
+            # Compressed: a restart's lists are most of what the operator ever receives
+            # (whole pods: about a tenth of the bytes).
+            data = self._send("GET", path, query=query_page, accept=accept, gzip=True).read()
             if item_by_item:
-                data = self._send("GET", path, query=query_page, accept=accept).read()
                 page = _lazy_page(data.decode())
                 yield page
                 for _ in page["items"]:  # whatever the caller left: the metadata is last
                     pass
             else:
-                page = self.request("GET", path, query=query_page, accept=accept)
+                page = json.loads(data)
                 yield page
             token = page["metadata"].get("continue") or ""
             if not token:

@@ -127,3 +127,30 @@ def test_an_expired_version_lists_again_and_wakes_every_cluster(api_client, core
         wait_for(lambda: woken.count((namespace, "old")) > 2, what="the new watch works")
     finally:
         watcher.stop()
+
+
+def test_a_big_list_comes_compressed_and_is_decoded_item_by_item(api_client, core, namespace):
+    """Above 128 KiB the API server gzips a list when asked to: 60 pods of ~4 KiB each."""
+    from ray_operator.childcache import ChildCache
+    from ray_operator.observed import ObservedPod
+
+    for i in range(60):
+        body = _pod(f"p{i}", {c.LABEL_CLUSTER: "rc", c.LABEL_GROUP: "cpu"})
+        body["metadata"]["annotations"] = {"filler": "x" * 4096}
+        core.create_namespaced_pod(namespace, body)
+    api, sizes = KubeApi(api_client), []
+    send = api._send
+
+    def recording(*args: Any, **kwargs: Any):
+        response = send(*args, **kwargs)
+        sizes.append(response.response.headers.get("Content-Encoding"))
+        return response
+
+    api._send = recording  # type: ignore[method-assign]
+    cache = ChildCache("pods", ObservedPod.from_dict)
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    cache.track(path)
+    watcher = ChildWatcher(api, [namespace], lambda found: None, caches=(cache,))
+    version = watcher._list(path, wake=False)
+    assert int(version) > 0 and sizes == ["gzip"]
+    assert len(cache) == 60 and cache.get((namespace, "rc"), "p7").group == "cpu"
