@@ -230,6 +230,28 @@ class Scenarios:
         size = min(sizes, key=lambda s: abs(s - n))
         return statistics.median(self.ceilings[(which, size)])
 
+    def _creation(
+        self,
+        s: str,
+        watch: PodWatch,
+        n: int,
+        t0: float,
+        created: float,
+        running: float,
+        ready: tuple[str, float],
+    ) -> None:
+        """The figures of a creation from `t0`: seconds and rates to all `n` pods
+        created and Running, seconds to `ready` (its figure's name, when), extra pods."""
+        self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
+        self.r.add(s, "seconds to all created", created - t0, "s")
+        self.r.add(s, "seconds to all Running", running - t0, "s")
+        self.r.add(s, f"seconds to {ready[0]}", ready[1] - t0, "s")
+        self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
+        self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
+        self._fraction(s, "created", n, n / (created - t0))
+        self._fraction(s, "Running", n, n / (running - t0))
+        self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+
     def _fraction(self, scenario: str, which: str, n: int, rate: float) -> None:
         ceiling = self._ceiling(which, n)
         if ceiling:
@@ -259,15 +281,7 @@ class Scenarios:
             self._idle()
             watch.stop()
             s = "2 big cluster"
-            self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
-            self.r.add(s, "seconds to all created", created - t0, "s")
-            self.r.add(s, "seconds to all Running", running - t0, "s")
-            self.r.add(s, "seconds to status ready", ready - t0, "s")
-            self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
-            self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
-            self._fraction(s, "created", n, n / (created - t0))
-            self._fraction(s, "Running", n, n / (running - t0))
-            self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+            self._creation(s, watch, n, t0, created, running, ("status ready", ready))
             self._record_phase(s, "apply to ready", p, pods=n)
             log.info("big rep %d: created %.2fs, Running %.2fs, ready %.2fs", rep,
                      created - t0, running - t0, ready - t0)  # fmt: skip
@@ -323,15 +337,7 @@ class Scenarios:
         self._idle()
         watch.stop()
         self.r.add(s, "seconds to apply all (harness)", applied - t0, "s")
-        self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
-        self.r.add(s, "seconds to all created", created - t0, "s")
-        self.r.add(s, "seconds to all Running", running - t0, "s")
-        self.r.add(s, "seconds to all ready", ready - t0, "s")
-        self.r.add(s, "pods/s to created", n / (created - t0), "pods/s")
-        self.r.add(s, "pods/s to Running", n / (running - t0), "pods/s")
-        self._fraction(s, "created", n, n / (created - t0))
-        self._fraction(s, "Running", n, n / (running - t0))
-        self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+        self._creation(s, watch, n, t0, created, running, ("all ready", ready))
         cpu = self._record_phase(s, "apply to all ready", p, pods=n)
         log.info("%s: created %.2fs, Running %.2fs, ready %.2fs", kind,
                  created - t0, running - t0, ready - t0)  # fmt: skip
