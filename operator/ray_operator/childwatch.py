@@ -1,11 +1,11 @@
 """Watches Ray pods, Services and cleanup Jobs: which RayCluster to reconcile next, and
-the pods themselves.
+slim views of the pods and Services themselves.
 
-Every watch is filtered server-side by the `ray.io/cluster` label. Services and Jobs
-Jobs come as metadata only (PartialObjectMetadata) and nothing of them is kept: an
-event only has to name the cluster. Pods and Services come whole when a cache of them
-is given (childcache.py), which keeps a slim view of each for the reconciler and is
-fed before the cluster is woken; without one, as metadata only. kopf did this job
+Every watch is filtered server-side by the `ray.io/cluster` label. Jobs come as
+metadata only (PartialObjectMetadata) and nothing of them is kept: an event only has
+to name the cluster. Pods and Services come whole when a cache of them is given
+(childcache.py), which keeps a slim view of each for the reconciler and is fed before
+the cluster is woken; without one, as metadata only. kopf did this job
 before and spent half the operator's CPU on it: full bodies decoded, copied and queued
 per object for a one-line enqueue (bench/RESULTS.md).
 

@@ -5,8 +5,7 @@
   was kept about it;
 - Ray pod and Service events, through `childwatch` (server-side label selector; they
   feed the slim caches the passes read, childcache.py), enqueue the clusters they
-  concern. The operator never receives, let alone keeps,
-  pods that are not Ray pods;
+  concern. The operator never receives, let alone keeps, pods that are not Ray pods;
 - every `resync_seconds`, every RayCluster is enqueued again, so that a missed event
   (a dropped connection, a bug, a hand edit no watch reports to the right cluster)
   leaves a cluster wrong for one interval at most. A converged cluster costs a GET

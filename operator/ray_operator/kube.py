@@ -751,8 +751,8 @@ def list_fields(text: str) -> Iterator[tuple[str, Any]]:
                 item, pos = _DECODER.raw_decode(text, pos)
                 yield "item", item
                 pos = skip(pos)
-                if text[pos : pos + 1] == ",":
-                    pos = skip(pos + 1)
+                if text[pos : pos + 1] != "]":
+                    pos = expect(pos, ",")
             pos = skip(pos + 1)
         else:
             value, pos = _DECODER.raw_decode(text, pos)

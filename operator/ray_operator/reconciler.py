@@ -94,7 +94,8 @@ class Reconciler:
         services: ChildCache[ObservedService] | None = None,
     ) -> None:
         self.api = api
-        self.pods = pods  # None: every pass lists its cluster's pods
+        # Without a watch feeding it (no path tracked), every pass lists its pods.
+        self.pods = pods if pods is not None else PodCache()  # (an empty one is falsy)
         self.services = services  # None: the head Service is read with a GET
         self.config = config or ReconcilerConfig()
         self.builders = builders or default_builders()
@@ -166,8 +167,7 @@ class Reconciler:
         ):  # fmt: skip
             kept.pop(key, None)
         self.own_writes.forget(key)
-        if self.pods is not None:
-            self.pods.forget(key)
+        self.pods.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
         if uid:
             self._gone[uid] = None
@@ -197,8 +197,7 @@ class Reconciler:
             log.warning("%s/%s: %s", *key, err)
             return None
         except BaseException as err:  # failed, or abandoned (pass timeout): a write of
-            if self.pods is not None:  # it may have landed unseen; the next pass lists
-                self.pods.distrust(key)
+            self.pods.distrust(key)  # it may have landed unseen; the next pass lists
             if isinstance(err, Exception):
                 metrics.RECONCILE_ERRORS.inc()
             raise
@@ -241,7 +240,7 @@ class Reconciler:
             self._head_service(key, head_service_name(cluster), uid, not cluster.get("status")),
         )
         if pods is None:  # our own pod writes are still on their way through the watch
-            return self.pods.recheck_in(key) if self.pods is not None else None
+            return self.pods.recheck_in(key)
         # The head Service is found by name, then must be ours (owned_by).
         observed, strangers = owned_by(uid, pods, service)
         self._report_strangers(cluster, strangers)
@@ -263,7 +262,7 @@ class Reconciler:
         more_to_create = len(todo.creates) > self.config.max_creates_per_pass
         todo.creates = _first_creates(todo.creates, self.config.max_creates_per_pass)
         failures, pods_written = await self._execute(cluster, todo)
-        if failures and self.pods is not None:
+        if failures:
             self.pods.distrust(key)  # a failed write may still have landed (5xx, timeout)
         if finalizer_failure is not None:
             failures.append(finalizer_failure)
@@ -317,8 +316,6 @@ class Reconciler:
     async def _observe_pods(self, key: Key) -> list[ObservedPod] | None:
         """The cluster's pods, from the pod cache when it can be trusted, else from a
         consistent list; None when the pass should wait for the watch instead."""
-        if self.pods is None:
-            return (await self._call(self.api.list_cluster_pods, *key))[0]
         view = self.pods.view(key)
         if view.unsynced:  # start-up: the watch's first list is on its way
             await asyncio.to_thread(self.pods.wait_synced, key[0], SYNC_WAIT)
@@ -347,11 +344,11 @@ class Reconciler:
         kept = self._services.get(key)
         if kept is not None and kept.name == name and kept.owner_uid == uid:
             return kept
-        if self.services is not None:
-            if not self.services.synced(key[0]):  # start-up: its first list is coming
-                await asyncio.to_thread(self.services.wait_synced, key[0], SYNC_WAIT)
-            if self.services.synced(key[0]):
-                return self.services.get(key, name)
+        if self.services is not None and (
+            self.services.synced(key[0])  # else start-up: its first list is coming
+            or await asyncio.to_thread(self.services.wait_synced, key[0], SYNC_WAIT)
+        ):
+            return self.services.get(key, name)
         if new:
             return None
         epoch = self._service_epoch.get(key, 0)
@@ -446,8 +443,7 @@ class Reconciler:
         if not stamps:
             return []
         namespace = cluster["metadata"]["namespace"]
-        if self.pods is not None:  # rare (a migration): the next pass lists
-            self.pods.distrust((namespace, cluster["metadata"]["name"]))
+        self.pods.distrust((namespace, cluster["metadata"]["name"]))  # rare: a migration
         calls = [
             self._call(
                 self.api.annotate_pod,
@@ -558,8 +554,7 @@ class Reconciler:
         except ApiException as err:
             what = f"{create.group} (pod template {create.template_path})"
             return self._failed(cluster, f"FailedCreate{kind}", what, err)
-        if self.pods is not None:
-            self.pods.created((namespace, cluster["metadata"]["name"]), version)
+        self.pods.created((namespace, cluster["metadata"]["name"]), version)
         metrics.PODS_CREATED.labels(kind[:-3].lower()).inc()
         done.append(PodWrite(f"Created{kind}", create.group, "", name))
         return None
@@ -573,8 +568,7 @@ class Reconciler:
             deleted = await self._call(self.api.delete_pod, namespace, delete.name)
         except ApiException as err:
             return self._failed(cluster, f"FailedDelete{kind}", delete.name, err)
-        if self.pods is not None:
-            self.pods.deleted((namespace, cluster["metadata"]["name"]), delete.name)
+        self.pods.deleted((namespace, cluster["metadata"]["name"]), delete.name)
         if deleted:
             metrics.PODS_DELETED.labels(kind[:-3].lower(), delete.reason).inc()
             done.append(PodWrite(f"Deleted{kind}", delete.group, delete.reason, delete.name))

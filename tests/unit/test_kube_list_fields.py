@@ -46,3 +46,5 @@ def test_a_malformed_response_raises():
         list(list_fields('{"items": [1] "metadata": {}}'))
     with pytest.raises(ValueError):
         list(list_fields("[]"))
+    with pytest.raises(ValueError):
+        list(list_fields('{"items": [{"a": 1} {"b": 2}]}'))  # a missing comma
