@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -59,10 +60,37 @@ def tools_bin_dir() -> Path:
     return DEFAULT_TOOLS.expanduser() / "bin"
 
 
+# Ports handed out come from below the kernel's ephemeral range (32768+ by default).
+# A port chosen by binding port 0 comes from that range, so between our choice and
+# the component's own bind any outgoing connection (the API server dialling etcd, a
+# test's client) could take it: CI saw kwok fail with "address already in use" that
+# way. Below 20000 lies Ray's default worker port range, so neither is used.
+PORT_RANGE = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nothing listens on, never handed out before by this
+    process, and outside the range the kernel picks outgoing connections' ports from."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in PORT_RANGE if not low <= p <= high and p not in _handed_out]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise ControlPlaneError(f"no free loopback port in {PORT_RANGE} after 200 tries")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 @dataclass
