@@ -30,20 +30,22 @@ def version_number(version: str | None) -> int | None:
 
 class ChildCache(Generic[T]):
     def __init__(self, resource: str, view: Callable[[dict[str, Any]], T]) -> None:
-        self.resource = resource  # "pods", "services": the last part of a watch path
+        self.resource = resource  # "pods", "services": the resource its watch delivers
         self._view = view
         self._lock = threading.Lock()
         self._where: dict[tuple[str, str], Key] = {}  # (namespace, child) -> its cluster
         self._by_cluster: dict[Key, dict[str, T]] = {}
-        self._reached: dict[str, int] = {}  # watch path -> resourceVersion reached
-        self._synced: dict[str, threading.Event] = {}  # path -> its first list is in
+        # Per watch scope (a namespace, or None for all of them): the resourceVersion
+        # reached, and whether its first list is in.
+        self._reached: dict[str | None, int] = {}
+        self._synced: dict[str | None, threading.Event] = {}
 
     # -- the watch's side ----------------------------------------------------------------
 
-    def track(self, path: str) -> None:
-        """The children at `path` (all namespaces, or one) will be fed by a watch."""
+    def track(self, scope: str | None) -> None:
+        """The children in namespace `scope` (None: all) will be fed by a watch."""
         with self._lock:
-            self._synced.setdefault(path, threading.Event())
+            self._synced.setdefault(scope, threading.Event())
 
     def slim(self, obj: dict[str, Any]) -> tuple[Key, str, T] | None:
         """What `replace` keeps of one listed child (made page by page, so that a
@@ -51,19 +53,20 @@ class ChildCache(Generic[T]):
         key = cluster_key(obj)
         return None if key is None else (key, obj["metadata"]["name"], self._view(obj))
 
-    def replace(self, path: str, found: Iterable[tuple[Key, str, T] | None], version: str) -> None:
-        """A complete (paged) list of the path's children at `version`, slimmed."""
-        namespace = _namespace_of(path)
+    def replace(
+        self, scope: str | None, found: Iterable[tuple[Key, str, T] | None], version: str
+    ) -> None:
+        """A complete (paged) list of the scope's children at `version`, slimmed."""
         with self._lock:
-            for where in [w for w in self._where if namespace in (None, w[0])]:
+            for where in [w for w in self._where if scope in (None, w[0])]:
                 self._drop(where)
             for item in found:
                 if item is not None:
                     self._file(*item)
-            self._reach(path, version)
-            self._synced.setdefault(path, threading.Event()).set()
+            self._reach(scope, version)
+            self._synced.setdefault(scope, threading.Event()).set()
 
-    def apply(self, path: str, kind: str, obj: dict[str, Any]) -> None:
+    def apply(self, scope: str | None, kind: str, obj: dict[str, Any]) -> None:
         """One watch event (ADDED, MODIFIED, DELETED, or BOOKMARK)."""
         meta = obj.get("metadata") or {}
         key = cluster_key(obj) if kind in ("ADDED", "MODIFIED") else None
@@ -73,7 +76,7 @@ class ChildCache(Generic[T]):
                 self._drop((meta.get("namespace", ""), meta.get("name", "")))
             if key is not None:
                 self._file(key, meta["name"], child)  # type: ignore[arg-type]
-            self._reach(path, meta.get("resourceVersion"))
+            self._reach(scope, meta.get("resourceVersion"))
 
     def _file(self, key: Key, name: str, child: T) -> None:
         self._where[(key[0], name)] = key
@@ -87,40 +90,33 @@ class ChildCache(Generic[T]):
             if not children:
                 self._by_cluster.pop(key, None)
 
-    def _reach(self, path: str, version: str | None) -> None:
+    def _reach(self, scope: str | None, version: str | None) -> None:
         number = version_number(version)
-        if number is not None and number > self._reached.get(path, -1):
-            self._reached[path] = number
+        if number is not None and number > self._reached.get(scope, -1):
+            self._reached[scope] = number
 
     # -- the reconciler's side ---------------------------------------------------------
 
     def synced(self, namespace: str) -> bool:
         """True once the watch of `namespace` has delivered its first list."""
         with self._lock:
-            event = self._synced.get(self._path(namespace))
+            event = self._synced.get(self._scope(namespace))
         return event is not None and event.is_set()
 
     def wait_synced(self, namespace: str, timeout: float) -> bool:
         """Block (in a thread) until the watch of `namespace` has its first list in."""
         with self._lock:
-            event = self._synced.get(self._path(namespace))
+            event = self._synced.get(self._scope(namespace))
         return event is not None and event.wait(timeout)
 
     def get(self, key: Key, name: str) -> T | None:
         with self._lock:
             return (self._by_cluster.get(key) or {}).get(name)
 
-    def _path(self, namespace: str) -> str:
-        """The watch path that covers `namespace`: its own, or the cluster-wide one."""
-        own = f"/api/v1/namespaces/{namespace}/{self.resource}"
-        return own if own in self._synced else f"/api/v1/{self.resource}"
+    def _scope(self, namespace: str) -> str | None:
+        """The watch that covers `namespace`: its own, or the cluster-wide one."""
+        return namespace if namespace in self._synced else None
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._where)
-
-
-def _namespace_of(path: str) -> str | None:
-    """`/api/v1/namespaces/ns/pods` -> "ns"; a cluster-wide path -> None."""
-    parts = path.split("/")
-    return parts[4] if len(parts) > 5 and parts[3] == "namespaces" else None

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes.client.rest import ApiException
 
@@ -89,10 +89,23 @@ def handle_event(event: dict[str, Any]) -> tuple[str | None, list[Wake]]:
     return version, [] if kind == "BOOKMARK" else wakes(obj)
 
 
-def collection_paths(namespaces: Iterable[str]) -> list[str]:
-    """The paths to watch: every namespace at once, or each namespace given."""
-    scopes = [f"/namespaces/{ns}" for ns in namespaces] or [""]
-    return [f"{api}{scope}/{resource}" for scope in scopes for api, resource in WATCHED]
+class Collection(NamedTuple):
+    """One watched collection: a resource in one namespace, or in all (None)."""
+
+    api: str  # "/api/v1", "/apis/batch/v1"
+    resource: str
+    namespace: str | None
+
+    @property
+    def path(self) -> str:
+        scope = f"/namespaces/{self.namespace}" if self.namespace else ""
+        return f"{self.api}{scope}/{self.resource}"
+
+
+def collections(namespaces: Iterable[str]) -> list[Collection]:
+    """What to watch: every namespace at once, or each namespace given."""
+    scopes: list[str | None] = [*namespaces] or [None]
+    return [Collection(api, resource, ns) for ns in scopes for api, resource in WATCHED]
 
 
 class ChildWatcher:
@@ -109,7 +122,7 @@ class ChildWatcher:
         caches: Iterable[ChildCache[Any]] = (),
     ) -> None:
         self.api = api
-        self.paths = collection_paths(namespaces)
+        self.collections = collections(namespaces)
         self.wake = wake
         # told first of the clusters a Service event concerns (the reconciler's copy
         # of their head Service is stale), then `wake` as for any child
@@ -120,33 +133,34 @@ class ChildWatcher:
         self.wake_on_first_list = wake_on_first_list
         # fed with every event of their resource, before the wake
         self.caches = {cache.resource: cache for cache in caches}
-        for path in self.paths:
-            if (cache := self._cache(path)) is not None:
-                cache.track(path)
+        for watched in self.collections:
+            if (cache := self.caches.get(watched.resource)) is not None:
+                cache.track(watched.namespace)
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.health = health or Health()
         self._stop = threading.Event()
 
     def start(self) -> None:
-        for path in self.paths:
-            self.health.expect(f"watch {path}", silence_bound(self.timeout))
+        for watched in self.collections:
+            self.health.expect(f"watch {watched.path}", silence_bound(self.timeout))
             threading.Thread(
-                target=self._run, args=(path,), name=f"watch {path}", daemon=True
+                target=self._run, args=(watched,), name=f"watch {watched.path}", daemon=True
             ).start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _run(self, path: str) -> None:
+    def _run(self, watched: Collection) -> None:
+        path = watched.path
         version: str | None = None
         first = True
         while not self._stop.is_set():
             try:
                 if version is None:
-                    version = self._list(path, wake=self.wake_on_first_list or not first)
+                    version = self._list(watched, wake=self.wake_on_first_list or not first)
                     first = False
-                version = self._watch(path, version)
+                version = self._watch(watched, version)
             except WatchExpired as err:
                 log.info("watch %s expired (%s): listing again", path, err)
                 version = None
@@ -159,16 +173,12 @@ class ChildWatcher:
                 log.warning("watch %s failed: %r; retrying", path, err)
                 self._stop.wait(self.retry_seconds)
 
-    def _cache(self, path: str) -> ChildCache[Any] | None:
-        api, _, resource = path.rpartition("/")
-        return self.caches.get(resource) if api.startswith("/api/v1") else None
-
-    def _list(self, path: str, wake: bool = True) -> str:
+    def _list(self, watched: Collection, wake: bool = True) -> str:
         """Wake every cluster with a child (paged), return the list's resourceVersion."""
         found: set[Wake] = set()
         slims: list[Any] = []
-        query = [("labelSelector", c.LABEL_CLUSTER)]
-        cache = self._cache(path)
+        path, query = watched.path, [("labelSelector", c.LABEL_CLUSTER)]
+        cache = self.caches.get(watched.resource)
         for page in self.api.list_children(path, query, metadata_only=cache is None):
             self.health.beat(f"watch {path}")
             for item in page.get("items") or []:
@@ -177,7 +187,7 @@ class ChildWatcher:
                     slims.append(cache.slim(item))
         version = page["metadata"]["resourceVersion"]
         if cache is not None:
-            cache.replace(path, slims, version)
+            cache.replace(watched.namespace, slims, version)
         if found and wake:
             self._wake(path, found)
         return version
@@ -189,15 +199,16 @@ class ChildWatcher:
             self.services_changed(found, version)
         self.wake(found)
 
-    def _watch(self, path: str, version: str) -> str:
+    def _watch(self, watched: Collection, version: str) -> str:
         query = [
             ("labelSelector", c.LABEL_CLUSTER),
             ("resourceVersion", version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(round(self.timeout))),
         ]
+        path = watched.path
         part = f"watch {path}"
-        cache = self._cache(path)
+        cache = self.caches.get(watched.resource)
         events = self.api.watch_children(
             path, query, self.timeout + READ_SLACK, metadata_only=cache is None
         )
@@ -205,7 +216,7 @@ class ChildWatcher:
             self.health.beat(part)
             seen, found = handle_event(event)
             if cache is not None:
-                cache.apply(path, event["type"], event["object"])
+                cache.apply(watched.namespace, event["type"], event["object"])
             version = seen or version
             if found:
                 self._wake(path, found, seen)

@@ -70,12 +70,12 @@ class PodCache(ChildCache[ObservedPod]):
 
     def view(self, key: Key) -> PodView:
         with self._lock:
-            path = self._path(key[0])
-            synced = self._synced.get(path)
+            scope = self._scope(key[0])
+            synced = self._synced.get(scope)
             if synced is None or not synced.is_set():
                 return PodView(list_now=True, unsynced=synced is not None)
             expected = self._expected.get(key)
-            if expected is not None and not self._met(key, path, expected):
+            if expected is not None and not self._met(key, scope, expected):
                 if (
                     expected.distrusted
                     or (expected.version is None and not expected.gone)  # only `listed`
@@ -86,8 +86,8 @@ class PodCache(ChildCache[ObservedPod]):
             self._expected.pop(key, None)
             return PodView(pods=tuple((self._by_cluster.get(key) or {}).values()))
 
-    def _met(self, key: Key, path: str, expected: _Expected) -> bool:
-        reached = self._reached.get(path, -1)
+    def _met(self, key: Key, scope: str | None, expected: _Expected) -> bool:
+        reached = self._reached.get(scope, -1)
         if expected.version is not None and reached >= expected.version:
             expected.version = None
         if expected.listed is not None and reached >= expected.listed:

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from ray_operator import constants as c
-from ray_operator.childwatch import ChildWatcher
+from ray_operator.childwatch import ChildWatcher, Collection
 from ray_operator.kube import KubeApi
 from tests.kubehelpers import wait_for
 
@@ -117,7 +117,7 @@ def test_an_expired_version_lists_again_and_wakes_every_cluster(api_client, core
     core.create_namespaced_service(namespace, service)
     api, woken = ExpiresOnce(api_client), Woken()
     watcher = ChildWatcher(api, [namespace], woken)
-    watcher.paths = [f"/api/v1/namespaces/{namespace}/services"]
+    watcher.collections = [Collection("/api/v1", "services", namespace)]
     watcher.start()
     try:
         wait_for(lambda: api.watches >= 2, what="watching again after the 410")
@@ -148,9 +148,7 @@ def test_a_big_list_comes_compressed_and_is_decoded_item_by_item(api_client, cor
 
     api._send = recording  # type: ignore[method-assign]
     cache = ChildCache("pods", ObservedPod.from_dict)
-    path = f"/api/v1/namespaces/{namespace}/pods"
-    cache.track(path)
     watcher = ChildWatcher(api, [namespace], lambda found: None, caches=(cache,))
-    version = watcher._list(path, wake=False)
+    version = watcher._list(Collection("/api/v1", "pods", namespace), wake=False)
     assert int(version) > 0 and sizes == ["gzip"]
     assert len(cache) == 60 and cache.get((namespace, "rc"), "p7").group == "cpu"

@@ -7,7 +7,7 @@ from ray_operator import constants as c
 from ray_operator.childwatch import (
     WatchExpired,
     cluster_key,
-    collection_paths,
+    collections,
     handle_event,
     wakes,
 )
@@ -67,8 +67,14 @@ def test_other_errors_are_api_errors():
 
 
 def test_all_namespaces_or_each_given_one():
-    assert collection_paths([]) == ["/api/v1/pods", "/api/v1/services", "/apis/batch/v1/jobs"]
-    assert collection_paths(["a", "b"]) == [
+    paths = [watched.path for watched in collections([])]
+    assert paths == ["/api/v1/pods", "/api/v1/services", "/apis/batch/v1/jobs"]
+    assert [(watched.path, watched.namespace) for watched in collections(["a"])] == [
+        ("/api/v1/namespaces/a/pods", "a"),
+        ("/api/v1/namespaces/a/services", "a"),
+        ("/apis/batch/v1/namespaces/a/jobs", "a"),
+    ]
+    assert [watched.path for watched in collections(["a", "b"])] == [
         "/api/v1/namespaces/a/pods",
         "/api/v1/namespaces/a/services",
         "/apis/batch/v1/namespaces/a/jobs",
@@ -96,7 +102,7 @@ def test_service_events_are_reported_as_such_before_the_wake():
 
 
 def test_the_start_up_list_can_leave_the_wakes_to_the_rayclusters_own_listing():
-    from ray_operator.childwatch import ChildWatcher
+    from ray_operator.childwatch import ChildWatcher, Collection
 
     class Api:
         def list_children(self, path, query, metadata_only=True):
@@ -105,6 +111,7 @@ def test_the_start_up_list_can_leave_the_wakes_to_the_rayclusters_own_listing():
 
     woken = []
     watcher = ChildWatcher(Api(), [], woken.append, wake_on_first_list=False)  # type: ignore[arg-type]
-    assert watcher._list("/api/v1/pods", wake=False) == "11" and woken == []
-    assert watcher._list("/api/v1/pods") == "11"  # after an expired watch: every cluster
+    pods = Collection("/api/v1", "pods", None)
+    assert watcher._list(pods, wake=False) == "11" and woken == []
+    assert watcher._list(pods) == "11"  # after an expired watch: every cluster
     assert woken == [{(("ns", "rc"), "uid-rc")}]

@@ -7,7 +7,7 @@ from typing import Any
 from ray_operator import constants as c
 from ray_operator.podcache import PodCache, version_number
 
-ALL = "/api/v1/pods"
+ALL = None  # the watch of all namespaces
 KEY = ("ns", "rc")
 
 
@@ -126,7 +126,7 @@ def test_a_version_that_is_not_a_number_is_never_waited_on():
 
 def test_a_new_list_replaces_the_namespace_it_covers_only():
     cache = PodCache()
-    one, two = "/api/v1/namespaces/ns/pods", "/api/v1/namespaces/b/pods"
+    one, two = "ns", "b"
     cache.track(one)
     cache.track(two)
     cache.replace(one, [cache.slim(_pod("a", "5"))], "10")

@@ -320,8 +320,8 @@ def _cached(api: FakeApi) -> tuple[Reconciler, Any]:
     from ray_operator.podcache import PodCache
 
     cache = PodCache()
-    cache.track("/api/v1/pods")
-    cache.replace("/api/v1/pods", [], "1")
+    cache.track(None)
+    cache.replace(None, [], "1")
     return Reconciler(api, pods=cache), cache  # type: ignore[arg-type]
 
 
@@ -342,9 +342,9 @@ def test_with_a_pod_cache_a_pass_never_plans_before_the_watch_brings_its_own_cre
     assert len(creates) == 2
     reconcile(api, reconciler)  # the watch has brought none of them: nothing to do
     assert [call for call in api.calls if call[0] == "create_pod"] == creates
-    cache.apply("/api/v1/pods", "ADDED", _watched("p-head", c.HEAD_GROUP, "2"))
+    cache.apply(None, "ADDED", _watched("p-head", c.HEAD_GROUP, "2"))
     # FakeApi answers each create with the number of calls so far as its version
-    cache.apply("/api/v1/pods", "ADDED", _watched("p-cpu", "cpu", "100"))
+    cache.apply(None, "ADDED", _watched("p-cpu", "cpu", "100"))
     reconcile(api, reconciler)  # planned from the cache: both pods are there
     assert [call for call in api.calls if call[0] == "create_pod"] == creates
 
@@ -386,16 +386,16 @@ def test_with_a_service_cache_the_head_service_is_never_read():
 
     api = all_there(CountingApi(reconciled_before()))
     services = ChildCache("services", ObservedService.from_dict)
-    services.track("/api/v1/services")
+    services.track(None)
     owner = {"kind": c.KIND, "name": "rc", "uid": UID, "controller": True}
     meta = {"name": "rc-head-svc", "namespace": "ns", "ownerReferences": [owner]}
     meta["labels"] = {c.LABEL_CLUSTER: "rc"}
-    services.replace("/api/v1/services", [services.slim({"metadata": meta})], "3")
+    services.replace(None, [services.slim({"metadata": meta})], "3")
     reconciler = Reconciler(api, services=services)  # type: ignore[arg-type]
     reconcile(api, reconciler)
     assert ("get_service", "rc-head-svc") not in api.calls
     assert not [call for call in api.calls if call[:2] == ("create", "Service")]
-    services.apply("/api/v1/services", "DELETED", {"metadata": meta})  # deleted by hand
+    services.apply(None, "DELETED", {"metadata": meta})  # deleted by hand
     reconciler.service_changed([("ns", "rc")], "4")
     reconcile(api, reconciler)
     assert ("create", "Service", "rc-head-svc") in api.calls  # made again at once
