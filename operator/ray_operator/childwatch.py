@@ -189,12 +189,12 @@ class ChildWatcher:
         if cache is not None:
             cache.replace(watched.namespace, slims, version)
         if found and wake:
-            self._wake(path, found)
+            self._wake(watched.resource, found)
         return version
 
-    def _wake(self, path: str, found: Iterable[Wake], version: str | None = None) -> None:
+    def _wake(self, resource: str, found: Iterable[Wake], version: str | None = None) -> None:
         """`version`: the child's resourceVersion (one event), None after a list."""
-        if self.services_changed is not None and path.endswith("/services"):
+        if self.services_changed is not None and resource == "services":
             found = tuple(found)
             self.services_changed(found, version)
         self.wake(found)
@@ -219,7 +219,7 @@ class ChildWatcher:
                 cache.apply(watched.namespace, event["type"], event["object"])
             version = seen or version
             if found:
-                self._wake(path, found, seen)
+                self._wake(watched.resource, found, seen)
             if self._stop.is_set():
                 break
         self.health.beat(part)  # the server ended the request: it is alive

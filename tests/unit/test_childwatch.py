@@ -96,8 +96,8 @@ def test_service_events_are_reported_as_such_before_the_wake():
         services_changed=lambda found, v: calls.append(("services", tuple(found), v)),
     )
     wake = ((("ns", "rc"), "uid-rc"),)
-    watcher._wake("/api/v1/services", wake, "7")
-    watcher._wake("/api/v1/pods", wake, "8")
+    watcher._wake("services", wake, "7")
+    watcher._wake("pods", wake, "8")
     assert calls == [("services", wake, "7"), ("wake", wake), ("wake", wake)]
 
 
