@@ -17,7 +17,7 @@ from typing import Any
 from ray_operator_dev.toolcache import pinned_versions
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("ray-operator", "kopf", "kubernetes", "aiohttp", "urllib3", "prometheus-client")
+PACKAGES = ("ray-operator", "kubernetes", "urllib3", "prometheus-client")
 
 
 @dataclass

@@ -6,7 +6,7 @@ Where things are:
 - `status.py`   observed -> RayCluster status (pure)
 - `kube.py`     the only module that calls the API server
 - `reconciler.py` one reconcile: observe, plan, act, report
-- `handlers.py` kopf wiring: events -> work queue
+- `handlers.py` wiring: watch events (`raywatch.py`, `childwatch.py`) -> work queue
 - `crd/`        the CRD's single source; `devcluster/` the local control plane
 """
 

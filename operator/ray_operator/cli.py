@@ -17,12 +17,13 @@ from . import __version__
 
 
 def _wait_for_crd(api_client, namespaces: list[str]) -> None:
-    """Without kopf's cluster-wide scanning, the RayCluster CRD must exist before the
-    watches start: wait for it (say so every half minute) rather than serve nothing.
+    """The RayCluster CRD must exist before the watches start: wait for it (say so
+    every half minute) rather than retry failing watches.
 
     The CRD is read when RBAC allows it; a namespaced install may hold no cluster-scoped
     permission at all, and then a 403 on the CRD makes the wait list RayClusters in the
-    first watched namespace instead (a Role allows that; 404 means no CRD yet)."""
+    first watched namespace instead (a Role allows that; 404 means no CRD yet).
+    `namespaces` empty: all of them."""
     import time
 
     from kubernetes.client.rest import ApiException
@@ -39,12 +40,13 @@ def _wait_for_crd(api_client, namespaces: list[str]) -> None:
                 if api.crd_exists(CRD_NAME):
                     return
             else:
-                api.list_cluster_keys(namespaces[0])  # 404 while there is no CRD
+                # 404 while there is no CRD
+                api.list_cluster_keys(namespaces[0] if namespaces else None)
                 return
         except ApiException as err:
             if err.status == 403 and read_crd:
                 log.info("may not read CRD %s: probing the RayClusters of %s instead",
-                         CRD_NAME, namespaces[0])  # fmt: skip
+                         CRD_NAME, namespaces[0] if namespaces else "all namespaces")  # fmt: skip
                 read_crd = False
                 continue
             if err.status != 404:
@@ -58,7 +60,7 @@ def _wait_for_crd(api_client, namespaces: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import health, metrics
+    from . import health, logs, metrics
 
     if not args.namespace and not args.all_namespaces:
         print("error: pass --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
@@ -66,27 +68,24 @@ def _run(args: argparse.Namespace) -> int:
     if args.qps < 0 or args.burst < 0:
         print("error: --qps and --burst must not be negative", file=sys.stderr)
         return 2
+    logs.configure(args.log_format, args.verbose)
     status = health.Health()
-    # Served first, before the heavy imports (kopf, the Kubernetes client: most of the
+    # Served first, before the heavy imports (the Kubernetes client: most of the
     # start-up time) and before leader election: a restarted or waiting replica is
     # alive, and its metrics are scraped, from its first half second.
     health.serve(status, args.liveness)
     if args.metrics_address:
         metrics.serve(args.metrics_address)
 
-    import kopf
+    import asyncio
 
     from . import credentials
-    from .handlers import OperatorConfig, build_registry
+    from .handlers import OperatorConfig
+    from .handlers import run as serve
     from .kube import KubeApi
     from .rayjob.reconciler import RayJobConfig
     from .reconciler import ReconcilerConfig
 
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
-        log_prefix=False,
-    )
     identity = os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}"
     tokens = credentials.token_file()
     factory = credentials.api_client_factory(f"ray-operator/{__version__} ({identity})", tokens)
@@ -95,8 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         from .kube import set_rate_limit
 
         set_rate_limit(args.qps, args.burst or max(1, int(2 * args.qps)))
-    if not args.all_namespaces:
-        _wait_for_crd(factory(), args.namespace)
+    _wait_for_crd(factory(), args.namespace)
     elector = None
     if args.leader_elect:
         from .leader import LeaderElector
@@ -145,12 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         identity,
         "all namespaces" if args.all_namespaces else ", ".join(args.namespace),
     )
-    kopf.run(
-        registry=build_registry(config),
-        standalone=True,
-        clusterwide=args.all_namespaces,
-        namespaces=args.namespace or [],
-    )
+    asyncio.run(serve(config))
     return 0
 
 

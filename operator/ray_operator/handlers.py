@@ -1,8 +1,8 @@
 """Wiring: every watch event becomes a key in the work queue. Nothing else here.
 
-- RayCluster events, through kopf (including its initial listing at start-up, so a
-  restart reconciles everything), enqueue that cluster; a deletion only drops what
-  was kept about it;
+- RayCluster and RayJob events, through `raywatch` (including the first list at
+  start-up, so a restart reconciles everything), enqueue that object; a deletion
+  only drops what was kept about it;
 - Ray pod and Service events, through `childwatch` (server-side label selector; they
   feed the slim caches the passes read, childcache.py), enqueue the clusters they
   concern. The operator never receives, let alone keeps, pods that are not Ray pods;
@@ -12,40 +12,39 @@
   of itself and no write: its pods and head Service come from the watch-fed caches,
   which a watch keeps whole (a lost watch lists again).
 
-Only `on.event` handlers are used: they need no state stored on the objects, so kopf
-never writes annotations or finalizers of its own.
+The watches run in threads; what they report is handed to the event loop, which owns
+the queues and the reconcilers' bookkeeping. `run` serves until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
 from kubernetes import client
 
 from . import constants as c
 from . import metrics
 from .childcache import ChildCache
-from .childwatch import DEFAULT_TIMEOUT as DEFAULT_WATCH_TIMEOUT
-from .childwatch import READ_SLACK, ChildWatcher, Wake
+from .childwatch import ChildWatcher, Wake
 from .credentials import TokenFile
 from .health import Health
 from .kube import DEFAULT_TIMEOUT, KubeApi
+from .listwatch import DEFAULT_TIMEOUT as DEFAULT_WATCH_TIMEOUT
 from .observed import ObservedService
 from .podcache import PodCache
 from .rayjob.reconciler import RayJobConfig, RayJobReconciler
+from .raywatch import RayWatcher
 from .reconciler import Reconciler, ReconcilerConfig
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 LOOP_BOUND = 30.0  # seconds the event loop may go without running its heartbeat
-LOGIN_WAIT = 60.0  # after a 401, how long a new login waits for a rotated token file
 
 
 @dataclass
@@ -54,10 +53,7 @@ class OperatorConfig:
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     rayjobs: RayJobConfig = field(default_factory=RayJobConfig)
     workers: int = 4
-    # The namespaces watched; none means all. With a list, kopf's scanning (which lists
-    # cluster-wide namespaces, a permission a namespaced install does not grant) is
-    # off: the CLI checks for the CRD instead.
-    namespaces: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)  # the namespaces watched; none: all
     api_timeout: tuple[float, float] = DEFAULT_TIMEOUT  # (connect, read) per API call
     watch_timeout: float = DEFAULT_WATCH_TIMEOUT  # one watch request, server side
     resync_seconds: float = 300.0  # 0: no periodic resync
@@ -68,176 +64,109 @@ class OperatorConfig:
     on_shutdown: Callable[[], None] = lambda: None
 
 
-class _NoDiffBase(kopf.DiffBaseStorage):
-    """Only `on.event` handlers are used and they compare nothing: without this, kopf
-    deep-copies every watched body twice per event (a diff base and a copy without
-    progress fields) for a change detection no handler asks for. Measured: a fifth
-    of the operator's CPU during a 200-pod scale-up (bench/RESULTS.md)."""
-
-    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-        return None
-
-    def fetch(self, *, body: Any) -> Any:
-        return None
-
-    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
-        pass
-
-
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
+async def run(config: OperatorConfig) -> None:
+    """Watch, reconcile, and on SIGTERM or SIGINT stop: the watches end, the passes
+    are cancelled, `on_shutdown` runs (the Lease is released)."""
     health = config.health
-    state: dict[str, Any] = {}  # reconciler, queue, watcher, tasks: made at start-up
-    tasks: list[asyncio.Task[Any]] = []
-    logged_in: list[str] = []  # the token the last login returned
 
-    # A custom registry gets none of kopf's default login handlers: name ours. The
-    # official client finds in-cluster credentials or KUBECONFIG, as our own calls do.
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        tokens = config.tokens
-        if tokens is not None and logged_in:
-            # kopf logs in again after a 401: give the kubelet (or whoever rotates the
-            # file) time to write a new token rather than retry the refused one.
-            deadline = time.monotonic() + LOGIN_WAIT
-            while tokens.current() == logged_in[0] and time.monotonic() < deadline:
-                time.sleep(1.0)
-        info = kopf.login_via_client(**kwargs)
-        if tokens is not None:
-            logged_in[:] = [tokens.current()]
-        log.info("API credentials loaded for kopf's watches")
-        return info
+    def api() -> KubeApi:
+        return KubeApi(config.api_client_factory(), config.api_timeout, config.fence, config.tokens)
 
-    @kopf.on.startup(registry=registry)
-    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.peering.standalone = True
-        settings.scanning.disabled = bool(config.namespaces)
-        settings.posting.enabled = False  # we post our own, specific events
-        settings.persistence.diffbase_storage = _NoDiffBase()
-        # A restart lists every watched object: page the listing, and let kopf's
-        # per-object workers (each holding its object's last body) exit soon after.
-        settings.watching.chunk_size = 500
-        settings.queueing.idle_timeout = 0.5
-        # No wait without an end: the RayCluster watch is bounded like the child
-        # watches, and so is every other request kopf makes.
-        connect, read = config.api_timeout
-        settings.watching.server_timeout = round(config.watch_timeout)  # an integer in the URL
-        settings.watching.client_timeout = config.watch_timeout + READ_SLACK
-        settings.watching.inactivity_timeout = config.watch_timeout + READ_SLACK
-        settings.watching.connect_timeout = connect
-        settings.networking.connect_timeout = connect
-        settings.networking.request_timeout = read
-        # kopf logs every handler call at INFO; ours are one-line enqueues.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # fed by the child watch, read by the passes
+    pods = PodCache()
+    services = ChildCache("services", ObservedService.from_dict)
+    reconciler = Reconciler(api(), config.reconciler, pods=pods, services=services)
+    queue = WorkQueue(
+        reconciler.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
+    )
+    # RayJobs have their own queue and threads: a RayJob pass waiting on a slow
+    # dashboard never holds a RayCluster's slot, nor the other way round.
+    jobs = RayJobReconciler(api(), config.rayjobs)
+    job_queue = WorkQueue(
+        jobs.reconcile,
+        concurrency=max(config.workers, config.rayjobs.api_threads),
+        pass_timeout=config.pass_timeout,
+    )
+    loop = asyncio.get_running_loop()
 
-        def api() -> KubeApi:
-            return KubeApi(
-                config.api_client_factory(), config.api_timeout, config.fence, config.tokens
-            )
-
-        # fed by the child watch, read by the passes
-        pods = PodCache()
-        services = ChildCache("services", ObservedService.from_dict)
-        reconciler = Reconciler(api(), config.reconciler, pods=pods, services=services)
-        queue = WorkQueue(
-            reconciler.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
-        )
-        # RayJobs have their own queue and threads: a RayJob pass waiting on a slow
-        # dashboard never holds a RayCluster's slot, nor the other way round.
-        jobs = RayJobReconciler(api(), config.rayjobs)
-        job_queue = WorkQueue(
-            jobs.reconcile,
-            concurrency=max(config.workers, config.rayjobs.api_threads),
-            pass_timeout=config.pass_timeout,
-        )
-        loop = asyncio.get_running_loop()
-
-        def wake_children(found: Iterable[Wake]) -> None:  # on the loop
-            queue.add_all(key for key, uid in found if not reconciler.is_gone(uid))
-
-        def services_changed(found: Iterable[Wake], version: str | None) -> None:  # on the loop
-            reconciler.service_changed((key for key, _ in found), version)
-
-        # Its own client: watch requests hold their connections for a while.
-        watcher = ChildWatcher(
-            api(),
-            config.namespaces,
-            lambda found: loop.call_soon_threadsafe(wake_children, tuple(found)),
-            timeout=config.watch_timeout,
-            health=health,
-            # the same queue of callbacks as the wakes: the copy is dropped first
-            services_changed=lambda found, version: loop.call_soon_threadsafe(
-                services_changed, tuple(found), version
-            ),
-            # kopf's listing of every RayCluster reconciles each at start-up anyway
-            wake_on_first_list=False,
-            caches=(pods, services),
-        )
-        state.update(reconciler=reconciler, queue=queue, watcher=watcher)
-        state.update(jobs=jobs, job_queue=job_queue)
-        _watch_health(health, queue, config.pass_timeout)
-        tasks.append(asyncio.create_task(queue.run(), name="workqueue"))
-        tasks.append(asyncio.create_task(job_queue.run(), name="rayjob-workqueue"))
-        tasks.append(asyncio.create_task(_heartbeat(health), name="heartbeat"))
-        if config.resync_seconds > 0:
-            health.expect("resync", 2 * config.resync_seconds + 2 * read)
-            tasks.append(asyncio.create_task(_resync(reconciler, config, queue, job_queue)))
-        watcher.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def shutdown(**_: Any) -> None:
-        if "watcher" in state:
-            state["watcher"].stop()
-        for task in tasks:
-            task.cancel()
-        if "reconciler" in state:
-            state["reconciler"].close()
-        if "jobs" in state:
-            state["jobs"].close()
-        config.on_shutdown()
-
-    # Handlers are coroutines: kopf runs plain functions in threads, and the queue (like
-    # the reconciler's own-write check) belongs to the event loop.
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    async def raycluster_event(
-        type: str | None,
-        namespace: str | None,
-        name: str | None,
-        meta: kopf.Meta,
-        event: kopf.RawEvent,
-        **_: Any,
-    ) -> None:
-        reconciler: Reconciler | None = state.get("reconciler")
-        if reconciler is None or not namespace or not name:
-            return
-        key = (namespace, name)
+    def cluster_changed(kind: str, body: dict[str, Any]) -> None:  # on the loop
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
         # A RayJob's cluster changing (ready, deleted) moves the RayJob on.
         for ref in meta.get("ownerReferences") or []:
             if ref.get("kind") == c.JOB_KIND and ref.get("controller"):
-                state["job_queue"].add((namespace, ref.get("name")))
-        if type == "DELETED":
+                job_queue.add((key[0], ref.get("name")))
+        if kind == "DELETED":
             reconciler.forget(key, meta.get("uid"))
             return
-        raw = event.get("object") if isinstance(event, dict) else None
-        if isinstance(raw, dict):  # the pass starts from this body, no GET
-            reconciler.observe(key, raw)
+        reconciler.observe(key, body)  # the pass starts from this body, no GET
         if not reconciler.own_writes.is_own(key, meta.get("resourceVersion")):
-            state["queue"].add(key)
+            queue.add(key)
 
-    @kopf.on.event(c.GROUP, c.VERSION, c.JOB_PLURAL, registry=registry)
-    async def rayjob_event(
-        type: str | None, namespace: str | None, name: str | None, meta: kopf.Meta, **_: Any
-    ) -> None:
-        jobs: RayJobReconciler | None = state.get("jobs")
-        if jobs is None or not namespace or not name:
-            return
-        key = (namespace, name)
-        if type == "DELETED":
+    def rayjob_changed(kind: str, obj: dict[str, Any]) -> None:  # on the loop
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if kind == "DELETED":
             jobs.forget(key)
         elif not jobs.is_own_write(key, meta.get("resourceVersion")):
-            state["job_queue"].add(key)
+            job_queue.add(key)
 
-    return registry
+    def wake_children(found: Iterable[Wake]) -> None:  # on the loop
+        queue.add_all(key for key, uid in found if not reconciler.is_gone(uid))
+
+    def services_changed(found: Iterable[Wake], version: str | None) -> None:  # on the loop
+        reconciler.service_changed((key for key, _ in found), version)
+
+    # Each its own client: watch requests hold their connections for a while.
+    ray_watcher = RayWatcher(
+        api(),
+        config.namespaces,
+        lambda kind, body: loop.call_soon_threadsafe(cluster_changed, kind, body),
+        lambda kind, obj: loop.call_soon_threadsafe(rayjob_changed, kind, obj),
+        timeout=config.watch_timeout,
+        health=health,
+    )
+    child_watcher = ChildWatcher(
+        api(),
+        config.namespaces,
+        lambda found: loop.call_soon_threadsafe(wake_children, tuple(found)),
+        timeout=config.watch_timeout,
+        health=health,
+        # the same queue of callbacks as the wakes: the copy is dropped first
+        services_changed=lambda found, version: loop.call_soon_threadsafe(
+            services_changed, tuple(found), version
+        ),
+        # the RayCluster watch's first list reconciles every cluster anyway
+        wake_on_first_list=False,
+        caches=(pods, services),
+    )
+    _watch_health(health, queue, config.pass_timeout)
+    tasks = [
+        asyncio.create_task(queue.run(), name="workqueue"),
+        asyncio.create_task(job_queue.run(), name="rayjob-workqueue"),
+        asyncio.create_task(_heartbeat(health), name="heartbeat"),
+    ]
+    if config.resync_seconds > 0:
+        health.expect("resync", 2 * config.resync_seconds + 2 * config.api_timeout[1])
+        tasks.append(asyncio.create_task(_resync(reconciler, config, queue, job_queue)))
+
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    ray_watcher.start()
+    child_watcher.start()
+    try:
+        await stopping.wait()
+        log.info("stopping: signal received")
+    finally:
+        ray_watcher.stop()
+        child_watcher.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        reconciler.close()
+        jobs.close()
+        config.on_shutdown()
 
 
 def _watch_health(health: Health, queue: WorkQueue, pass_timeout: float) -> None:

@@ -337,32 +337,34 @@ class KubeApi:
                 return
 
     @needs(
+        Needs(*CLUSTERS, ("list",)), Needs(*RAYJOBS, ("list",)),
         Needs("", "pods", ("list",)), Needs("", "services", ("list",)),
         Needs("batch", "jobs", ("list",)),
     )  # fmt: skip
-    def list_children(
+    def list_collection(
         self, path: str, query: list[tuple[str, str]], metadata_only: bool = True
     ) -> Iterator[dict]:
-        """Pages of Ray pods, Services or Jobs, by default metadata only (childwatch.py).
-        Whole objects come in big pages decoded item by item: few requests, and one
-        item held whole at a time."""
+        """Pages of a watched collection (listwatch.py): RayClusters, RayJobs, Ray pods,
+        Services or Jobs, by default metadata only. Whole objects come in big pages
+        decoded item by item: few requests, and one item held whole at a time."""
         if metadata_only:
             return self.list_pages(path, query, METADATA_LIST)
         return self.list_pages(path, query, JSON, WHOLE_PAGE, item_by_item=True)
 
     @needs(
+        Needs(*CLUSTERS, ("watch",)), Needs(*RAYJOBS, ("watch",)),
         Needs("", "pods", ("watch",)), Needs("", "services", ("watch",)),
         Needs("batch", "jobs", ("watch",)),
     )  # fmt: skip
-    def watch_children(
+    def watch_collection(
         self,
         path: str,
         query: list[tuple[str, str]],
         read_timeout: float,
         metadata_only: bool = True,
     ) -> Iterator[dict[str, Any]]:
-        """Watch events of Ray pods, Services or Jobs, by default metadata only
-        (childwatch.py)."""
+        """Watch events of a watched collection (listwatch.py), by default metadata
+        only."""
         return self.watch(path, query, METADATA_ONLY if metadata_only else JSON, read_timeout)
 
     @needs(Needs("apiextensions.k8s.io", "customresourcedefinitions", ("get",), "cluster"))

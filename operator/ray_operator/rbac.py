@@ -1,22 +1,15 @@
 """What the operator's ServiceAccount must be granted, derived from the code: the
-permissions each API method declares (`kube.API_PERMISSIONS`), what kopf's RayCluster
-watch uses, and what the operator hands on to the autoscaler Roles it creates (RBAC
+permissions each API method declares (`kube.API_PERMISSIONS`, the watches' lists
+included) and what the operator hands on to the autoscaler Roles it creates (RBAC
 forbids granting a permission one does not hold). The chart's templates are checked
 against this (tests/chart/test_rbac.py), so the two cannot drift."""
 
 from __future__ import annotations
 
 from .builders.autoscaler import autoscaler_rules
-from .kube import API_PERMISSIONS, CLUSTERS, RAYJOBS, Needs
+from .kube import API_PERMISSIONS, Needs
 
 Rules = dict[tuple[str, str], set[str]]  # (apiGroup, resource) -> verbs
-
-# kopf lists and watches RayClusters and RayJobs, and in cluster mode scans CRDs for new APIs.
-KOPF = (
-    Needs(*CLUSTERS, ("list", "watch")),
-    Needs(*RAYJOBS, ("list", "watch")),
-    Needs("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch"), "cluster"),
-)
 
 
 def delegated() -> tuple[Needs, ...]:
@@ -34,7 +27,7 @@ def required(scope: str) -> Rules:
     """Every verb the operator needs in `scope`: "namespace", "cluster" or "leader"."""
     everything = [n for methods in API_PERMISSIONS.values() for n in methods]
     rules: Rules = {}
-    for need in (*everything, *KOPF, *delegated()):
+    for need in (*everything, *delegated()):
         if need.scope == scope:
             rules.setdefault((need.group, need.resource), set()).update(need.verbs)
     return rules

@@ -149,6 +149,6 @@ def test_a_big_list_comes_compressed_and_is_decoded_item_by_item(api_client, cor
     api._send = recording  # type: ignore[method-assign]
     cache = ChildCache("pods", ObservedPod.from_dict)
     watcher = ChildWatcher(api, [namespace], lambda found: None, caches=(cache,))
-    version = watcher._list(Collection("/api/v1", "pods", namespace), wake=False)
+    version = watcher._list(Collection("/api/v1", "pods", namespace), first=True)
     assert int(version) > 0 and sizes == ["gzip"]
     assert len(cache) == 60 and cache.get((namespace, "rc"), "p7").group == "cpu"

@@ -1,16 +1,10 @@
 """What a watch event of a Ray pod or Service means to the operator (pure parts)."""
 
 import pytest
-from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
-from ray_operator.childwatch import (
-    WatchExpired,
-    cluster_key,
-    collections,
-    handle_event,
-    wakes,
-)
+from ray_operator.childwatch import ChildWatcher, cluster_key, collections, wakes
+from ray_operator.listwatch import Collection
 
 
 def _meta(labels=None, namespace="ns", rv="42", owner=None):
@@ -34,10 +28,26 @@ def test_objects_without_a_cluster_wake_nothing(obj):
     assert cluster_key(obj) is None
 
 
+class Api:
+    """Answers one list, then one watch request with the given events."""
+
+    def __init__(self, items=(), events=()):
+        self.items, self.events = list(items), list(events)
+
+    def list_collection(self, path, query, metadata_only=True):
+        yield {"metadata": {"resourceVersion": "11"}, "items": self.items}
+
+    def watch_collection(self, path, query, read_timeout, metadata_only=True):
+        yield from self.events
+
+
 @pytest.mark.parametrize("kind", ["ADDED", "MODIFIED", "DELETED"])
 def test_changes_wake_their_cluster_and_advance_the_version(kind):
     event = {"type": kind, "object": _meta({c.LABEL_CLUSTER: "rc"}, rv="7", owner="rc")}
-    assert handle_event(event) == ("7", [(("ns", "rc"), "uid-rc")])
+    woken = []
+    watcher = ChildWatcher(Api(events=[event]), [], woken.append)  # type: ignore[arg-type]
+    assert watcher._watch(Collection("/api/v1", "pods", None), "5") == "7"
+    assert woken == [[(("ns", "rc"), "uid-rc")]]
 
 
 def test_a_child_relabelled_into_another_cluster_wakes_both():
@@ -51,19 +61,10 @@ def test_a_stranger_wakes_its_label_with_no_owner():
 
 
 def test_bookmarks_only_advance_the_version():
-    assert handle_event({"type": "BOOKMARK", "object": _meta(rv="99")}) == ("99", [])
-
-
-def test_an_expired_version_asks_for_a_new_list():
-    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
-    with pytest.raises(WatchExpired, match="too old"):
-        handle_event(gone)
-
-
-def test_other_errors_are_api_errors():
-    with pytest.raises(ApiException) as err:
-        handle_event({"type": "ERROR", "object": {"code": 500, "message": "etcd down"}})
-    assert err.value.status == 500
+    woken = []
+    bookmark = {"type": "BOOKMARK", "object": _meta(rv="99")}
+    watcher = ChildWatcher(Api(events=[bookmark]), [], woken.append)  # type: ignore[arg-type]
+    assert watcher._watch(Collection("/api/v1", "pods", None), "5") == "99" and woken == []
 
 
 def test_all_namespaces_or_each_given_one():
@@ -86,8 +87,6 @@ def test_all_namespaces_or_each_given_one():
 
 def test_service_events_are_reported_as_such_before_the_wake():
     """The reconciler drops its copy of a head Service before the pass it wakes."""
-    from ray_operator.childwatch import ChildWatcher
-
     calls = []
     watcher = ChildWatcher(
         None,  # type: ignore[arg-type]  # no request is made
@@ -102,16 +101,10 @@ def test_service_events_are_reported_as_such_before_the_wake():
 
 
 def test_the_start_up_list_can_leave_the_wakes_to_the_rayclusters_own_listing():
-    from ray_operator.childwatch import ChildWatcher, Collection
-
-    class Api:
-        def list_children(self, path, query, metadata_only=True):
-            yield {"metadata": {"resourceVersion": "11"},
-                   "items": [_meta({c.LABEL_CLUSTER: "rc"}, owner="rc")]}  # fmt: skip
-
+    api = Api(items=[_meta({c.LABEL_CLUSTER: "rc"}, owner="rc")])
     woken = []
-    watcher = ChildWatcher(Api(), [], woken.append, wake_on_first_list=False)  # type: ignore[arg-type]
+    watcher = ChildWatcher(api, [], woken.append, wake_on_first_list=False)  # type: ignore[arg-type]
     pods = Collection("/api/v1", "pods", None)
-    assert watcher._list(pods, wake=False) == "11" and woken == []
+    assert watcher._list(pods, first=True) == "11" and woken == []
     assert watcher._list(pods) == "11"  # after an expired watch: every cluster
     assert woken == [{(("ns", "rc"), "uid-rc")}]

@@ -9,7 +9,7 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
 {{- define "ray-operator.rbac.reconcileRules" -}}
 - apiGroups: ["ray.io"]
   resources: ["rayclusters"]
-  # get: each pass; list/watch: kopf and the resync; patch: finalizers, and a
+  # get: each pass; list/watch: the watch and the resync; patch: finalizers, and a
   # RayJob's deletionStrategy DeleteWorkers; create/delete: a RayJob's cluster (the
   # autoscaler Role it creates may grant delete too).
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -17,7 +17,7 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
   resources: ["rayclusters/status"]
   verbs: ["patch"]
 - apiGroups: ["ray.io"]
-  # get: each pass; list/watch: kopf and the resync; patch: the stop-job finalizer;
+  # get: each pass; list/watch: the watch and the resync; patch: the stop-job finalizer;
   # delete: deletionStrategy DeleteSelf.
   resources: ["rayjobs"]
   verbs: ["get", "list", "watch", "patch", "delete"]
@@ -66,9 +66,9 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
   verbs: ["get", "create"]
 {{- end }}
 
-{{/* Reading the CRD (kopf watches CRDs to notice the API appearing); cluster-scoped. */}}
+{{/* Reading the CRD: the operator waits for it to exist before it watches; cluster-scoped. */}}
 {{- define "ray-operator.rbac.crdRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 {{- end }}

@@ -1,0 +1,105 @@
+"""The list-then-watch loop every watch of the operator runs (listwatch.py), against a
+scripted API: what ends a watch, what makes it list again."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from ray_operator.listwatch import Collection, ListWatch, WatchExpired, raise_error
+
+PODS = Collection("/api/v1", "pods", None)
+
+
+def test_an_expired_version_asks_for_a_new_list():
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+    with pytest.raises(WatchExpired, match="too old"):
+        raise_error(gone)
+
+
+def test_other_errors_are_api_errors():
+    with pytest.raises(ApiException) as err:
+        raise_error({"type": "ERROR", "object": {"code": 500, "message": "etcd down"}})
+    assert err.value.status == 500
+
+
+def test_changes_are_not_errors():
+    raise_error({"type": "MODIFIED", "object": {"metadata": {"resourceVersion": "3"}}})
+
+
+class Recorder(ListWatch):
+    """Lists and events, as they reach a subclass."""
+
+    selector = "ray.io/cluster"
+
+    def __init__(self, api) -> None:
+        super().__init__(api, [PODS], retry_seconds=0)
+        self.seen: list[tuple] = []
+
+    def _list(self, watched, first):
+        listed: dict[str, str] = {}
+        names = [item["metadata"]["name"] for item in self._items(watched, listed)]
+        self.seen.append(("list", first, names, listed["version"]))
+        return listed["version"]
+
+    def _event(self, watched, kind, obj, version):
+        self.seen.append((kind, obj["metadata"]["name"], version))
+
+
+class Api:
+    def __init__(self, watches: list[list[dict]], recorder: list) -> None:
+        self.watches, self.requests = watches, recorder
+
+    def list_collection(self, path, query, metadata_only=True):
+        self.requests.append(("list", path, tuple(query)))
+        yield {"metadata": {"resourceVersion": "10", "continue": "x"},
+               "items": [{"metadata": {"name": "a"}}]}  # fmt: skip
+        yield {"metadata": {"resourceVersion": "10"}, "items": [{"metadata": {"name": "b"}}]}
+
+    def watch_collection(self, path, query, read_timeout, metadata_only=True):
+        self.requests.append(("watch", path, tuple(query)))
+        yield from self.watches.pop(0) if self.watches else ()
+
+
+def _event(kind: str, name: str, rv: str) -> dict:
+    return {"type": kind, "object": {"metadata": {"name": name, "resourceVersion": rv}}}
+
+
+def _run_until_watches_run_out(loop: ListWatch, api: Api) -> None:
+    """`_run` in a thread, stopped once the scripted watches are spent."""
+
+    original = api.watch_collection
+
+    def watch(*args, **kwargs):
+        if not api.watches:
+            loop.stop()
+        yield from original(*args, **kwargs)
+
+    api.watch_collection = watch  # type: ignore[method-assign]
+    thread = threading.Thread(target=loop._run, args=(PODS,))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_a_watch_resumes_from_the_last_version_and_a_410_lists_again():
+    requests: list = []
+    gone = {"type": "ERROR", "object": {"code": 410, "message": "too old"}}
+    bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}}
+    api = Api(
+        [[_event("ADDED", "c", "12"), bookmark], [_event("DELETED", "a", "16"), gone], []],
+        requests,
+    )
+    loop = Recorder(api)
+    _run_until_watches_run_out(loop, api)
+    assert loop.seen == [
+        ("list", True, ["a", "b"], "10"),  # both pages, the last one's version
+        ("ADDED", "c", "12"),
+        ("DELETED", "a", "16"),
+        ("list", False, ["a", "b"], "10"),  # after the 410: a list that is not the first
+    ]
+    watch_versions = [dict(q)["resourceVersion"] for kind, _, q in requests if kind == "watch"]
+    assert watch_versions[:3] == ["10", "15", "10"]  # the bookmark moved it on
+    assert all(dict(q)["labelSelector"] == "ray.io/cluster" for _, _, q in requests)
