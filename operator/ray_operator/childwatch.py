@@ -97,6 +97,11 @@ class ChildWatcher(ListWatch):
     def metadata_only(self, watched: Collection) -> bool:
         return watched.resource not in self.caches
 
+    def streams(self, watched: Collection) -> bool:
+        """Pods are most of the bytes: their lists are paged and gzipped. Services
+        (one per cluster) and metadata are few: their lists stream, one request."""
+        return watched.resource != "pods"
+
     def _list(self, watched: Collection, first: bool = False) -> str:
         """Wake every cluster with a child (not after the first list unless
         `wake_on_first_list`), return the list's resourceVersion."""

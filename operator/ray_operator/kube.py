@@ -369,14 +369,13 @@ class KubeApi:
 
     @needs(Needs("apiextensions.k8s.io", "customresourcedefinitions", ("get",), "cluster"))
     def crd_exists(self, name: str) -> bool:
-        return (
-            self._get_or_none(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            is not None
-        )
+        """Its metadata only: the whole RayCluster CRD, schema and all, is 165 KiB."""
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+        return self._get_or_none(path, METADATA_ONLY) is not None
 
-    def _get_or_none(self, path: str) -> dict[str, Any] | None:
+    def _get_or_none(self, path: str, accept: str = JSON) -> dict[str, Any] | None:
         try:
-            return self.request("GET", path)
+            return self.request("GET", path, accept=accept)
         except ApiException as err:
             if err.status == 404:
                 return None

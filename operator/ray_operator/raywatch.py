@@ -54,6 +54,11 @@ class RayWatcher(ListWatch):
     def metadata_only(self, watched: Collection) -> bool:
         return watched.resource != c.PLURAL
 
+    def streams(self, watched: Collection) -> bool:
+        """RayClusters whole are the bigger list: paged and gzipped. RayJobs' metadata
+        streams (listwatch.py)."""
+        return watched.resource != c.PLURAL
+
     def _list(self, watched: Collection, first: bool = False) -> str:
         changed, listed = self._changed[watched.resource], {}
         known, seen = self._known[watched], set[Key]()

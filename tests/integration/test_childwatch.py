@@ -118,6 +118,7 @@ def test_an_expired_version_lists_again_and_wakes_every_cluster(api_client, core
     api, woken = ExpiresOnce(api_client), Woken()
     watcher = ChildWatcher(api, [namespace], woken)
     watcher.collections = [Collection("/api/v1", "services", namespace)]
+    watcher._stream_lists = False  # paged lists here; streamed ones: the next test
     watcher.start()
     try:
         wait_for(lambda: api.watches >= 2, what="watching again after the 410")
@@ -127,6 +128,87 @@ def test_an_expired_version_lists_again_and_wakes_every_cluster(api_client, core
         wait_for(lambda: woken.count((namespace, "old")) > 2, what="the new watch works")
     finally:
         watcher.stop()
+
+
+class Requests(RecordingApi):
+    """The real API layer, counting lists and watch requests."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        super().__init__(api_client)
+        self.lists = self.watches = 0
+        self.first_query: list[tuple[str, str]] = []
+
+    def list_collection(self, *args: Any, **kwargs: Any):
+        self.lists += 1
+        return super().list_collection(*args, **kwargs)
+
+    def watch_collection(self, path: str, query: list[tuple[str, str]], *args: Any, **kwargs: Any):
+        self.watches += 1
+        self.first_query = self.first_query or query
+        return super().watch_collection(path, query, *args, **kwargs)
+
+
+def test_services_come_as_one_streamed_list_that_goes_on_as_the_watch(api_client, core, namespace):
+    from ray_operator.childcache import ChildCache
+    from ray_operator.observed import ObservedService
+
+    def service(name: str, cluster: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "labels": {c.LABEL_CLUSTER: cluster}},
+            "spec": {"clusterIP": "None", "ports": [{"name": "gcs", "port": 6379}]},
+        }
+
+    core.create_namespaced_service(namespace, service("a-head-svc", "a"))
+    api, woken = Requests(api_client), Woken()
+    cache = ChildCache("services", ObservedService.from_dict)
+    # wake_on_first_list: the listed Service wakes its cluster, the sign the list ended
+    watcher = ChildWatcher(api, [namespace], woken, caches=(cache,))
+    watcher.collections = [Collection("/api/v1", "services", namespace)]
+    watcher.start()
+    try:
+        wait_for(lambda: woken.count((namespace, "a")) == 1, what="the streamed list")
+        assert cache.get((namespace, "a"), "a-head-svc") is not None
+        core.create_namespaced_service(namespace, service("b-head-svc", "b"))
+        wait_for(lambda: woken.count((namespace, "b")) == 1, what="the event after it")
+        assert cache.get((namespace, "b"), "b-head-svc") is not None
+    finally:
+        watcher.stop()
+    # One request (its server-side timeout is 30 s): the list and then the watch.
+    assert (api.lists, api.watches) == (0, 1)
+    assert ("sendInitialEvents", "true") in api.first_query
+
+
+def test_an_api_server_that_cannot_stream_lists_gets_paged_ones():
+    """Kubernetes 1.30, 1.31 and 1.33 have streamed lists off by default: such an API
+    server refuses `sendInitialEvents` (422), and the watcher pages from then on."""
+    from kubernetes import config
+
+    from ray_operator_dev.devcluster import ControlPlane
+
+    cp = ControlPlane.in_temp_dir(apiserver_feature_gates=("WatchList=false",)).start()
+    watcher = None
+    try:
+        api_client = config.new_client_from_config(config_file=str(cp.kubeconfig))
+        core = client.CoreV1Api(api_client)
+        core.create_namespace({"metadata": {"name": "old"}})
+        service = {
+            "metadata": {"name": "a-head-svc", "labels": {c.LABEL_CLUSTER: "a"}},
+            "spec": {"clusterIP": "None", "ports": [{"name": "gcs", "port": 6379}]},
+        }
+        core.create_namespaced_service("old", service)
+        api, woken = Requests(api_client), Woken()
+        watcher = ChildWatcher(api, ["old"], woken)
+        watcher.collections = [Collection("/api/v1", "services", "old")]
+        watcher.start()
+        wait_for(lambda: woken.count(("old", "a")) == 1, what="the paged list")
+        assert not watcher._stream_lists and api.lists == 1
+        service["metadata"] = {"name": "b-head-svc", "labels": {c.LABEL_CLUSTER: "b"}}
+        core.create_namespaced_service("old", service)
+        wait_for(lambda: woken.count(("old", "b")) == 1, what="the watch after it")
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        cp.cleanup()
 
 
 def test_a_big_list_comes_compressed_and_is_decoded_item_by_item(api_client, core, namespace):

@@ -103,3 +103,70 @@ def test_a_watch_resumes_from_the_last_version_and_a_410_lists_again():
     watch_versions = [dict(q)["resourceVersion"] for kind, _, q in requests if kind == "watch"]
     assert watch_versions[:3] == ["10", "15", "10"]  # the bookmark moved it on
     assert all(dict(q)["labelSelector"] == "ray.io/cluster" for _, _, q in requests)
+
+
+class Streams(Recorder):
+    def streams(self, watched):
+        return True
+
+
+class StreamingApi(Api):
+    """Answers a streamed list as the API server does, or as one that cannot."""
+
+    def __init__(self, stream: list[dict] | ApiException, recorder: list) -> None:
+        super().__init__([], recorder)
+        self.stream = stream
+
+    def watch_collection(self, path, query, read_timeout, metadata_only=True):
+        self.requests.append(("watch", path, tuple(query)))
+        if ("sendInitialEvents", "true") not in query:
+            return
+        if isinstance(self.stream, ApiException):
+            raise self.stream
+        yield from self.stream
+
+
+END = {
+    "type": "BOOKMARK",
+    "object": {"metadata": {"resourceVersion": "20",
+                            "annotations": {"k8s.io/initial-events-end": "true"}}},
+}  # fmt: skip
+
+
+def test_a_streamed_list_ends_at_its_bookmark_and_goes_on_as_the_watch():
+    requests: list = []
+    api = StreamingApi([_event("ADDED", "a", "5"), END, _event("MODIFIED", "a", "21")], requests)
+    loop = Streams(api)
+    assert loop._list(PODS, True) == "20"
+    assert loop.seen == [("list", True, ["a"], "20")]
+    assert loop._watch(PODS, "20") == "21"  # the same request, no new one
+    assert loop.seen[-1] == ("MODIFIED", "a", "21")
+    assert [kind for kind, _, _ in requests] == ["watch"]
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        ApiException(status=422, reason="sendInitialEvents is forbidden"),
+        [_event("ADDED", "a", "5")],
+    ],
+    ids=["refused", "no bookmark"],
+)
+def test_a_server_that_does_not_stream_lists_gets_paged_lists(stream):
+    requests: list = []
+    api = StreamingApi(stream, requests)
+    loop = Streams(api)
+    paged = api.list_collection
+
+    def list_collection(*args, **kwargs):
+        loop.stop()  # the paged list is the last thing this test waits for
+        yield from paged(*args, **kwargs)
+
+    api.list_collection = list_collection  # type: ignore[method-assign]
+    thread = threading.Thread(target=loop._run, args=(PODS,))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert loop.seen == [("list", True, ["a", "b"], "10")]  # the paged list
+    assert [kind for kind, _, _ in requests][:2] == ["watch", "list"]
+    assert not loop._stream_lists

@@ -109,6 +109,9 @@ class ControlPlane:
     # Real nodes (0 or 1): containers really run there. Opt-in: it needs root, the
     # Debian packages and tools of `make real-node-deps`, and one per machine.
     real_nodes: int = 0
+    # kube-apiserver --feature-gates, e.g. ("WatchList=false",): how the operator copes
+    # with an API server that lacks a feature
+    apiserver_feature_gates: tuple[str, ...] = ()
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     # Each component's command line, so a fault test can start it again identically.
@@ -419,6 +422,7 @@ class ControlPlane:
             "--profiling=false",
             "--v=1",
             *self._audit_args(),
+            *[f"--feature-gates={gate}" for gate in self.apiserver_feature_gates],
         ]
 
     def _endpoint_args(self) -> list[str]:
