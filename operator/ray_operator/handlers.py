@@ -38,7 +38,7 @@ from .listwatch import DEFAULT_TIMEOUT as DEFAULT_WATCH_TIMEOUT
 from .observed import ObservedService
 from .podcache import PodCache
 from .rayjob.reconciler import RayJobConfig, RayJobReconciler
-from .raywatch import RayWatcher
+from .raywatch import Key, RayWatcher
 from .reconciler import Reconciler, ReconcilerConfig
 from .workqueue import WorkQueue
 
@@ -89,9 +89,8 @@ async def run(config: OperatorConfig) -> None:
     )
     loop = asyncio.get_running_loop()
 
-    def cluster_changed(kind: str, body: dict[str, Any]) -> None:  # on the loop
+    def cluster_changed(kind: str, key: Key, body: dict[str, Any]) -> None:  # on the loop
         meta = body.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
         # A RayJob's cluster changing (ready, deleted) moves the RayJob on.
         for ref in meta.get("ownerReferences") or []:
             if ref.get("kind") == c.JOB_KIND and ref.get("controller"):
@@ -103,12 +102,10 @@ async def run(config: OperatorConfig) -> None:
         if not reconciler.own_writes.is_own(key, meta.get("resourceVersion")):
             queue.add(key)
 
-    def rayjob_changed(kind: str, obj: dict[str, Any]) -> None:  # on the loop
-        meta = obj.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
+    def rayjob_changed(kind: str, key: Key, obj: dict[str, Any]) -> None:  # on the loop
         if kind == "DELETED":
             jobs.forget(key)
-        elif not jobs.is_own_write(key, meta.get("resourceVersion")):
+        elif not jobs.is_own_write(key, (obj.get("metadata") or {}).get("resourceVersion")):
             job_queue.add(key)
 
     def wake_children(found: Iterable[Wake]) -> None:  # on the loop
@@ -121,8 +118,8 @@ async def run(config: OperatorConfig) -> None:
     ray_watcher = RayWatcher(
         api(),
         config.namespaces,
-        lambda kind, body: loop.call_soon_threadsafe(cluster_changed, kind, body),
-        lambda kind, obj: loop.call_soon_threadsafe(rayjob_changed, kind, obj),
+        lambda kind, key, body: loop.call_soon_threadsafe(cluster_changed, kind, key, body),
+        lambda kind, key, obj: loop.call_soon_threadsafe(rayjob_changed, kind, key, obj),
         timeout=config.watch_timeout,
         health=health,
     )

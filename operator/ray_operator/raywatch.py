@@ -19,8 +19,9 @@ from .kube import KubeApi
 from .listwatch import DEFAULT_TIMEOUT, Collection, ListWatch
 
 Key = tuple[str, str]  # (namespace, name)
-# ("ADDED" | "MODIFIED" | "DELETED", the object or its metadata), on the watch's thread
-Changed = Callable[[str, dict[str, Any]], None]
+# ("ADDED" | "MODIFIED" | "DELETED", its key, the object or its metadata), on the
+# watch's thread
+Changed = Callable[[str, Key, dict[str, Any]], None]
 API = f"/apis/{c.GROUP}/{c.VERSION}"
 
 
@@ -63,17 +64,20 @@ class RayWatcher(ListWatch):
         changed, listed = self._changed[watched.resource], {}
         known, seen = self._known[watched], set[Key]()
         for item in self._items(watched, listed):
-            seen.add(_key(item))
-            changed("ADDED", item)
+            key = _key(item)
+            seen.add(key)
+            changed("ADDED", key, item)
         for namespace, name in known - seen:  # deleted while no watch was running
-            changed("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+            changed(
+                "DELETED", (namespace, name), {"metadata": {"namespace": namespace, "name": name}}
+            )
         self._known[watched] = seen
         return listed["version"]
 
     def _event(self, watched: Collection, kind: str, obj: dict[str, Any], version: str) -> None:
-        known = self._known[watched]
+        known, key = self._known[watched], _key(obj)
         if kind == "DELETED":
-            known.discard(_key(obj))
+            known.discard(key)
         else:
-            known.add(_key(obj))
-        self._changed[watched.resource](kind, obj)
+            known.add(key)
+        self._changed[watched.resource](kind, key, obj)

@@ -67,17 +67,17 @@ def _event(kind: str, name: str, rv: str) -> dict:
     return {"type": kind, "object": {"metadata": {"name": name, "resourceVersion": rv}}}
 
 
-def _run_until_watches_run_out(loop: ListWatch, api: Api) -> None:
-    """`_run` in a thread, stopped once the scripted watches are spent."""
+def _run_stopping_at(loop: ListWatch, api: Api, method: str, when=lambda: True) -> None:
+    """`_run` in a thread, stopped at the first call of `api.<method>` for which
+    `when()` holds (that call still answers)."""
+    original = getattr(api, method)
 
-    original = api.watch_collection
-
-    def watch(*args, **kwargs):
-        if not api.watches:
+    def stopping(*args, **kwargs):
+        if when():
             loop.stop()
         yield from original(*args, **kwargs)
 
-    api.watch_collection = watch  # type: ignore[method-assign]
+    setattr(api, method, stopping)
     thread = threading.Thread(target=loop._run, args=(PODS,))
     thread.start()
     thread.join(timeout=10)
@@ -93,7 +93,8 @@ def test_a_watch_resumes_from_the_last_version_and_a_410_lists_again():
         requests,
     )
     loop = Recorder(api)
-    _run_until_watches_run_out(loop, api)
+    # stopped once the scripted watches are spent
+    _run_stopping_at(loop, api, "watch_collection", when=lambda: not api.watches)
     assert loop.seen == [
         ("list", True, ["a", "b"], "10"),  # both pages, the last one's version
         ("ADDED", "c", "12"),
@@ -156,17 +157,7 @@ def test_a_server_that_does_not_stream_lists_gets_paged_lists(stream):
     requests: list = []
     api = StreamingApi(stream, requests)
     loop = Streams(api)
-    paged = api.list_collection
-
-    def list_collection(*args, **kwargs):
-        loop.stop()  # the paged list is the last thing this test waits for
-        yield from paged(*args, **kwargs)
-
-    api.list_collection = list_collection  # type: ignore[method-assign]
-    thread = threading.Thread(target=loop._run, args=(PODS,))
-    thread.start()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    _run_stopping_at(loop, api, "list_collection")  # the paged list is the last step
     assert loop.seen == [("list", True, ["a", "b"], "10")]  # the paged list
     assert [kind for kind, _, _ in requests][:2] == ["watch", "list"]
     assert not loop._stream_lists

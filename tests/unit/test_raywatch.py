@@ -29,8 +29,8 @@ def _watcher(api: Api, namespaces=()) -> tuple[RayWatcher, list, list]:
     watcher = RayWatcher(
         api,  # type: ignore[arg-type]
         namespaces,
-        lambda kind, obj: clusters.append((kind, obj["metadata"]["name"])),
-        lambda kind, obj: rayjobs.append((kind, obj["metadata"]["name"])),
+        lambda kind, key, obj: clusters.append((kind, key[1])),
+        lambda kind, key, obj: rayjobs.append((kind, key[1])),
     )
     return watcher, clusters, rayjobs
 
