@@ -51,6 +51,7 @@ class Config:
     unrelated_pods: int = 10_000
     resync_clusters: int = 1000  # head-only RayClusters
     resync_namespaces: int = 10
+    resync_autoscaling_every: int = 10  # every 10th of them with in-tree autoscaling
     resync_interval: float = 20.0  # --resync-seconds for the measured operator
     rayjobs: int = 50  # small RayJobs (head + 1 worker), HTTPMode, fake dashboards
     rayjob_seconds: float = 2.0  # how long each (fake) Ray job runs
@@ -109,6 +110,7 @@ class Phase:
         self.bench = bench
         self.before: Snapshot = bench.snapshot()
         self.cpu_before = bench.component_cpu()
+        self.passes_before = bench.op_reconciles()
         self.started = time.monotonic()
 
     def end(self) -> tuple[ApiCost, dict[str, float]]:
@@ -164,6 +166,9 @@ class Scenarios:
             if "ray-operator" in cpu:
                 self.r.add(scenario, "operator CPU ms per pod", 1000 * cpu["ray-operator"] / pods,
                            "ms")  # fmt: skip
+            # each operator's own counter: ours counts passes, KubeRay's Reconcile calls
+            self.r.add(scenario, "reconcile passes per pod",
+                       (self.b.op_reconciles() - p.passes_before) / pods, "passes")  # fmt: skip
         self.r.add_api(f"{scenario}: {phase}", cost.as_json())
         self.r.add_detail(f"{scenario}: {phase}", {"cpu_seconds": cpu, **(extra or {})})
         if "ray-operator" in cpu:
@@ -636,7 +641,8 @@ class Scenarios:
     # -- 8. periodic resync --------------------------------------------------------------
 
     def resync(self) -> None:
-        """What one periodic resync costs with N converged RayClusters (head only):
+        """What one periodic resync costs with N converged RayClusters (head only,
+        every `resync_autoscaling_every`th with in-tree autoscaling, hence its RBAC):
         API requests by kind, operator CPU, and writes (must be 0). The operator runs
         with a short --resync-seconds; each measured phase spans exactly one resync,
         from an idle operator to idle again."""
@@ -646,7 +652,15 @@ class Scenarios:
             return
         namespaces = [self._namespace(f"resync{i}") for i in range(cfg.resync_namespaces)]
         bodies = [
-            (namespaces[i % len(namespaces)], labelled(raycluster(f"r{i:04d}"), "resync"))
+            (
+                namespaces[i % len(namespaces)],
+                labelled(
+                    raycluster(
+                        f"r{i:04d}", enableInTreeAutoscaling=i % cfg.resync_autoscaling_every == 0
+                    ),
+                    "resync",
+                ),
+            )
             for i in range(cfg.resync_clusters)
         ]
         keys = [f"{ns}/{body['metadata']['name']}" for ns, body in bodies]

@@ -45,6 +45,7 @@ from .workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 LOOP_BOUND = 30.0  # seconds the event loop may go without running its heartbeat
+CHILD_WAKE_DELAY = 0.2  # seconds; see OperatorConfig.child_wake_delay
 
 
 @dataclass
@@ -58,6 +59,9 @@ class OperatorConfig:
     watch_timeout: float = DEFAULT_WATCH_TIMEOUT  # one watch request, server side
     resync_seconds: float = 300.0  # 0: no periodic resync
     pass_timeout: float = 120.0  # one reconcile, then it is abandoned and retried
+    # A child's event wakes its cluster this much later: the events of pods starting
+    # together make one pass, not one each (bench/RESULTS.md).
+    child_wake_delay: float = CHILD_WAKE_DELAY
     health: Health = field(default_factory=Health)
     fence: Callable[[], None] | None = None  # raises when no longer the leader
     tokens: TokenFile | None = None  # where the bearer token comes from, if a file
@@ -75,7 +79,9 @@ async def run(config: OperatorConfig) -> None:
     # fed by the child watch, read by the passes
     pods = PodCache()
     services = ChildCache("services", ObservedService.from_dict)
-    reconciler = Reconciler(api(), config.reconciler, pods=pods, services=services)
+    reconciler = Reconciler(
+        api(), config.reconciler, pods=pods, services=services, namespaces=config.namespaces
+    )
     queue = WorkQueue(
         reconciler.reconcile, concurrency=config.workers, pass_timeout=config.pass_timeout
     )
@@ -109,7 +115,9 @@ async def run(config: OperatorConfig) -> None:
             job_queue.add(key)
 
     def wake_children(found: Iterable[Wake]) -> None:  # on the loop
-        queue.add_all(key for key, uid in found if not reconciler.is_gone(uid))
+        for key, uid in found:
+            if not reconciler.is_gone(uid):
+                queue.add_soon(key, config.child_wake_delay)
 
     def services_changed(found: Iterable[Wake], version: str | None) -> None:  # on the loop
         reconciler.service_changed((key for key, _ in found), version)
@@ -195,18 +203,17 @@ async def _resync(
     while True:
         await asyncio.sleep(config.resync_seconds)
         try:
-            keys = [
-                key
+            listed = [
+                body
                 for scope in scopes
-                for key in await asyncio.to_thread(api.list_cluster_keys, scope)
+                for body in await asyncio.to_thread(api.list_clusters, scope)
             ]
         except Exception as err:  # the next round tries again; /healthz counts rounds
             log.warning("resync: could not list RayClusters: %r", err)
             continue
         config.health.beat("resync")
         metrics.RESYNCS.inc()
-        reconciler.recheck_children()
-        queue.add_all(keys)
+        queue.add_all(reconciler.resync(listed))
         try:
             job_queue.add_all(
                 [

@@ -30,7 +30,7 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from .credentials import TokenFile
-from .observed import ObservedJob, ObservedPod, ObservedService
+from .observed import ObservedJob, ObservedPod, ObservedService, controller_uid
 
 log = logging.getLogger(__name__)
 REPORTING_COMPONENT = "ray-operator"
@@ -102,6 +102,9 @@ CHILD_RESOURCES = {
     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
     "Ingress": ("networking.k8s.io", "ingresses"),
 }  # fmt: skip
+ALL_CHILD_PATHS = {kind: path.replace("/namespaces/{ns}", "") for kind, path in CHILD_PATHS.items()}
+# The children `list_labelled_children` reads: the autoscaler's RBAC objects.
+LISTED_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 CHILD_NEEDS = tuple(Needs(group, res, ("get", "create")) for group, res in CHILD_RESOURCES.values())
 
 
@@ -388,6 +391,17 @@ class KubeApi:
         return self._get_or_none(f"{_clusters(namespace)}/{quote(name)}")
 
     @needs(Needs(*CLUSTERS, ("list",)))
+    def list_clusters(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every RayCluster in a namespace (None: everywhere), whole, in compressed
+        pages: what a periodic resync starts each pass from, instead of a GET each."""
+        path = _clusters(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL}"
+        return [
+            item
+            for page in self.list_pages(path, [], JSON, WHOLE_PAGE, item_by_item=True)
+            for item in page["items"]
+        ]
+
+    @needs(Needs(*CLUSTERS, ("list",)))
     def list_cluster_keys(self, namespace: str | None) -> list[tuple[str, str]]:
         """(namespace, name) of every RayCluster in a namespace (None: everywhere),
         metadata only and paged: what a periodic resync needs, nothing more."""
@@ -435,6 +449,21 @@ class KubeApi:
     def get_service(self, namespace: str, name: str) -> ObservedService | None:
         svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
         return ObservedService.from_dict(svc) if svc else None
+
+    @needs(*(Needs(*CHILD_RESOURCES[kind], ("list",)) for kind in LISTED_KINDS))
+    def list_labelled_children(
+        self, kind: str, namespace: str | None
+    ) -> list[tuple[str, str, str, str | None]]:
+        """(namespace, cluster, name, controller uid) of every child of `kind` (one of
+        LISTED_KINDS) that a RayCluster's label names, in a namespace (None: all of
+        them), as metadata: one request where a restart or resync would otherwise GET
+        each autoscaling cluster's own."""
+        path = CHILD_PATHS[kind].format(ns=namespace) if namespace else ALL_CHILD_PATHS[kind]
+        return [
+            (meta["namespace"], meta["labels"][c.LABEL_CLUSTER], meta["name"], controller_uid(meta))
+            for page in self.list_pages(path, [("labelSelector", c.LABEL_CLUSTER)], METADATA_LIST)
+            for meta in (item["metadata"] for item in page.get("items") or [])
+        ]
 
     @needs(Needs("", "serviceaccounts", ("get",)))
     def service_account_exists(self, namespace: str, name: str) -> bool:

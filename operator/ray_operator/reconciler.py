@@ -35,11 +35,11 @@ from kubernetes.client.rest import ApiException
 from . import constants as c
 from . import metrics
 from .builders import auth
-from .builders.autoscaler import head_service_account
+from .builders.autoscaler import gets_autoscaler_rbac, head_service_account
 from .builders.redis_cleanup import cleanup_job_selector
-from .childcache import ChildCache
+from .childcache import ChildCache, version_number
 from .events import EventRecorder, PodWrite
-from .kube import KubeApi, LostLeadership, now_rfc3339
+from .kube import LISTED_KINDS, KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, ObservedService, controller_uid, owned_by
 from .ownwrites import OwnStatusWrites
@@ -57,7 +57,11 @@ from .teardown import Teardown, plan_teardown
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Key = tuple[str, str]
-RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+RBAC_KINDS = LISTED_KINDS  # ServiceAccount, Role, RoleBinding
+# A restart or resync checks each autoscaling cluster's RBAC objects once: with at
+# least this many such clusters in a watch scope, one list per kind replaces 3 GETs
+# per cluster (below that, the GETs are as few).
+LIST_RBAC_FROM = 2
 # Problems about objects no watch sees (a user's Secret): the cluster is looked at
 # again soon rather than at the next resync.
 RECHECKED_PROBLEMS = frozenset({"AuthSecretNotFound", "AuthSecretKeyMissing"})
@@ -92,8 +96,10 @@ class Reconciler:
         builders: Builders | None = None,
         pods: PodCache | None = None,
         services: ChildCache[ObservedService] | None = None,
+        namespaces: Iterable[str] = (),
     ) -> None:
         self.api = api
+        self.namespaces = tuple(namespaces)  # the watched ones; none: all
         # Without a watch feeding it (no path tracked), every pass lists its pods.
         self.pods = pods if pods is not None else PodCache()  # (an empty one is falsy)
         self.services = services  # None: the head Service is read with a GET
@@ -122,6 +128,13 @@ class Reconciler:
         self._service_epoch: dict[Key, int] = {}
         self._service_event: dict[Key, str | None] = {}  # version of the last event
         self._last_write: dict[Key, float] = {}  # when pods or the status were written
+        # The clusters the watch delivered that get the autoscaler's RBAC objects, and
+        # the watch scopes (a namespace, or None) whose RBAC objects were listed since
+        # the last resync (_list_rbac).
+        self._rbac_wanted: set[Key] = set()
+        self._rbac_listed: set[str | None] = set()
+        self._rbac_listing: dict[str | None, asyncio.Lock] = {}
+        self._resyncs = 0
 
     # -- what the watches ask ----------------------------------------------------------
 
@@ -129,6 +142,10 @@ class Reconciler:
         """The RayCluster watch delivered this body (on the event loop, before
         own_writes.is_own). The pass copies it: nothing here is ever modified."""
         self._watched[key] = body
+        if gets_autoscaler_rbac(body):
+            self._rbac_wanted.add(key)
+        else:
+            self._rbac_wanted.discard(key)
 
     def service_changed(self, keys: Iterable[Key], version: str | None = None) -> None:
         """A Service labelled for these clusters changed (on the event loop); `version`,
@@ -166,6 +183,7 @@ class Reconciler:
             self._services, self._service_epoch, self._service_event, self._last_write,
         ):  # fmt: skip
             kept.pop(key, None)
+        self._rbac_wanted.discard(key)
         self.own_writes.forget(key)
         self.pods.forget(key)
         self.states.pop(f"{key[0]}/{key[1]}", None)
@@ -174,14 +192,31 @@ class Reconciler:
             while len(self._gone) > FORGOTTEN_UIDS:
                 self._gone.popitem(last=False)
 
+    def resync(self, listed: Iterable[dict[str, Any]]) -> list[Key]:
+        """The periodic resync listed every RayCluster: check every child again, and
+        start each next pass from the listed body (the watch may have missed an event),
+        or from the watch's if that is newer: delivered while the list was on its way,
+        its pass may be queued already. Returns the clusters to reconcile."""
+        watched = self._watched
+        self.recheck_children()
+        keys = []
+        for body in listed:
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            kept = watched.get(key)
+            self.observe(key, kept if kept is not None and _newer(kept, body) else body)
+            keys.append(key)
+        return keys
+
     def recheck_children(self) -> None:
         """Check every child again on the next pass (the periodic resync): nothing
         watches the autoscaler's RBAC objects, so one deleted by hand comes back only
-        through this. RayClusters are read again too, in case their watch missed an
-        event."""
+        through this. RayClusters are read again too (a GET), unless `resync` hands
+        over a listed body."""
         self._ensured.clear()
-        self._watched.clear()
+        self._watched = {}
         self._services.clear()
+        self._rbac_listed.clear()
+        self._resyncs += 1
 
     # -- the pass ----------------------------------------------------------------------
 
@@ -477,6 +512,11 @@ class Reconciler:
         ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
         if (meta["uid"], kind, name) in ensured:
             return True
+        if kind in RBAC_KINDS:
+            await self._list_rbac(meta["namespace"])
+            ensured = self._ensured.setdefault((meta["namespace"], meta["name"]), set())
+            if (meta["uid"], kind, name) in ensured:
+                return True
         if kind == "Secret":
             # A fresh token per attempt; only sent if the Secret is missing (GET first),
             # so an existing token is never replaced under running pods.
@@ -496,6 +536,47 @@ class Reconciler:
         else:
             ensured.add((meta["uid"], kind, name))
         return True
+
+    async def _list_rbac(self, namespace: str) -> None:
+        """Once per watch scope and resync, when enough clusters there get the
+        autoscaler's RBAC objects: list each kind (metadata, by label) and count those a
+        RayCluster controls as checked. An object missing from the list (made since,
+        or the list failed) is then checked alone, as without it."""
+        scope = namespace if self.namespaces else None
+        if scope in self._rbac_listed:
+            return
+        if sum(1 for key in self._rbac_wanted if scope in (None, key[0])) < LIST_RBAC_FROM:
+            return
+        # One list per scope at a time: the passes of a restart all get here at once.
+        # (Dropped once done: a lock is bound to the event loop that first awaits it.)
+        lock = self._rbac_listing.setdefault(scope, asyncio.Lock())
+        try:
+            await self._list_rbac_once(scope, lock)
+        finally:
+            if self._rbac_listing.get(scope) is lock:
+                del self._rbac_listing[scope]
+
+    async def _list_rbac_once(self, scope: str | None, lock: asyncio.Lock) -> None:
+        async with lock:
+            if scope in self._rbac_listed:
+                return
+            resyncs = self._resyncs
+            try:
+                found = await asyncio.gather(
+                    *(self._call(self.api.list_labelled_children, k, scope) for k in RBAC_KINDS)
+                )
+            except ApiException as err:  # e.g. no `list` granted: one GET per object
+                log.warning("could not list the autoscalers' RBAC objects: %s", err.reason)
+                self._rbac_listed.add(scope)
+                return
+            if resyncs != self._resyncs:
+                return  # a resync began meanwhile: it wants everything checked anew
+            for kind, children in zip(RBAC_KINDS, found, strict=True):
+                for child_namespace, cluster, name, uid in children:
+                    key = (child_namespace, cluster)
+                    if uid is not None and key in self._rbac_wanted:
+                        self._ensured.setdefault(key, set()).add((uid, kind, name))
+            self._rbac_listed.add(scope)
 
     async def _head_service_account_exists(self, cluster: dict[str, Any]) -> bool | None:
         """With in-tree autoscaling, the service account the head template names (the
@@ -799,3 +880,11 @@ def _api_message(err: ApiException) -> str:
         return json.loads(err.body).get("message") or err.reason
     except (TypeError, ValueError):
         return f"{err.status} {err.reason}"
+
+
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether `a` is a later version of the object than `b` (resourceVersions of one
+    resource grow with etcd's revision; if either is not a number: no)."""
+    va = version_number((a.get("metadata") or {}).get("resourceVersion"))
+    vb = version_number((b.get("metadata") or {}).get("resourceVersion"))
+    return va is not None and vb is not None and va > vb

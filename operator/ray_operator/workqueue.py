@@ -54,6 +54,7 @@ class WorkQueue:
         self._dirty: set[Key] = set()
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, Timer] = {}
+        self._soon: dict[Key, Timer] = {}  # add_soon's
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._pass_timeout = pass_timeout
@@ -82,13 +83,26 @@ class WorkQueue:
         self._timers.pop(key, None)
         self.add(key)
 
+    def add_soon(self, key: Key, delay: float) -> None:
+        """`add` in `delay` seconds, unless the key waits in the queue already (its
+        pass has not read anything yet): the events of a burst, such as a cluster's
+        pods starting, then make one pass instead of one each."""
+        if key in self._queued or key in self._soon:
+            return
+        schedule = self._schedule or asyncio.get_running_loop().call_later
+        self._soon[key] = schedule(delay, self._fire_soon, key)
+
+    def _fire_soon(self, key: Key) -> None:
+        self._soon.pop(key, None)
+        self.add(key)
+
     def __len__(self) -> int:
         return len(self._queued) + len(self._active)
 
     @property
     def idle(self) -> bool:
         """Nothing queued, running or waiting on a timer."""
-        return not (self._queued or self._active or self._timers)
+        return not (self._queued or self._active or self._timers or self._soon)
 
     def longest_running(self) -> float:
         """Seconds the oldest reconcile still running has taken (0 if none runs)."""
@@ -102,7 +116,7 @@ class WorkQueue:
         finally:
             for task in workers:
                 task.cancel()
-            for timer in self._timers.values():
+            for timer in [*self._timers.values(), *self._soon.values()]:
                 timer.cancel()
 
     def _backoff(self, key: Key) -> float:

@@ -4,6 +4,8 @@ call without its verb, fails here."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from ray_operator.rbac import required
@@ -13,6 +15,7 @@ from tests.chart.render import by_kind, one, render_chart
 RECONCILE_RULES = required("namespace")
 CRD_RULES = required("cluster")
 LEADER_RULES = required("leader")
+CHART = Path(__file__).resolve().parents[2] / "charts" / "ray-operator"
 
 
 def flatten(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
@@ -122,3 +125,19 @@ def test_leader_election_role_only_with_several_replicas() -> None:
 
 def test_rbac_can_be_left_to_the_user() -> None:
     assert not render_chart(values={"rbac": {"create": False}}, show_only=["templates/rbac.yaml"])
+
+
+def test_the_chart_readme_lists_exactly_these_rules() -> None:
+    """The RBAC table users read before installing is the table of API calls too."""
+    section = (CHART / "README.md").read_text().split("\n## RBAC\n", 1)[1].split("\n#", 1)[0]
+    table: dict[tuple[str, str], set[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("API group", "---"):
+            continue
+        group = "" if cells[0] == "core" else cells[0].strip("`")
+        # "create; get, update (its own Lease only)"
+        verbs = {v.strip() for v in re.split("[,;]", re.sub(r"\(.*?\)", "", cells[2]))} - {""}
+        for resource in re.findall(r"`([^`]+)`", cells[1]):
+            table.setdefault((group, resource), set()).update(verbs)
+    assert table == {**RECONCILE_RULES, **CRD_RULES, **LEADER_RULES}

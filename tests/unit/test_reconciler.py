@@ -11,6 +11,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from ray_operator import constants as c
+from ray_operator import observed
 from ray_operator.observed import ObservedPod, ObservedService
 from ray_operator.reconciler import Reconciler
 from tests.manifests import raycluster, worker_group
@@ -208,6 +209,36 @@ def test_after_its_own_status_write_a_pass_reads_again_until_the_watch_brings_it
     assert _gets(api) == 1
 
 
+def _at(version: str, replicas: int = 1) -> dict[str, Any]:
+    body = stored()
+    body["metadata"]["resourceVersion"] = version
+    body["spec"]["workerGroupSpecs"][0]["replicas"] = replicas
+    return body
+
+
+def test_a_resync_starts_each_pass_from_the_listed_body_without_a_get():
+    api = FakeApi(stored())
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    reconciler.observe(("ns", "rc"), _at("5"))
+    # The watch missed the change to 2 replicas; the resync's list has it.
+    assert reconciler.resync([_at("7", replicas=2)]) == [("ns", "rc")]
+    reconcile(api, reconciler)
+    assert _gets(api) == 0
+    assert [call for call in api.calls if call[0] == "create_pod"].count(("create_pod", "cpu")) == 2
+
+
+def test_a_resync_keeps_a_body_the_watch_delivered_while_the_list_was_on_its_way():
+    """Its event's pass may be queued already: the older listed body must not undo it."""
+    api = FakeApi(stored())
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    newer = _at("9", replicas=3)
+    reconciler.observe(("ns", "rc"), newer)
+    reconciler.resync([_at("8")])
+    reconcile(api, reconciler)
+    assert _gets(api) == 0
+    assert [call for call in api.calls if call[0] == "create_pod"].count(("create_pod", "cpu")) == 3
+
+
 def test_a_resync_reads_every_cluster_again_and_a_deletion_forgets_its_body():
     api = FakeApi(stored())
     reconciler = Reconciler(api)  # type: ignore[arg-type]
@@ -400,3 +431,106 @@ def test_with_a_service_cache_the_head_service_is_never_read():
     reconcile(api, reconciler)
     assert ("create", "Service", "rc-head-svc") in api.calls  # made again at once
     assert ("get_service", "rc-head-svc") not in api.calls
+
+
+class ListingApi(FakeApi):
+    """Also answers the metadata list of the autoscaler's RBAC objects, from `existing`,
+    and records every check of a child (a GET on the API server)."""
+
+    def __init__(self, clusters: list[dict[str, Any]], fail_lists: bool = False) -> None:
+        super().__init__(None)
+        self.clusters = {body["metadata"]["name"]: body for body in clusters}
+        self.fail_lists = fail_lists
+
+    def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_cluster", name))
+        return self.clusters.get(name)
+
+    def create_or_get(self, obj: dict[str, Any], check_first: bool = True):
+        self.calls.append(("check", obj["kind"], obj["metadata"]["name"]))
+        return super().create_or_get(obj, check_first)
+
+    def list_labelled_children(self, kind: str, namespace: str | None):
+        self.calls.append(("list", kind, namespace))
+        if self.fail_lists:
+            raise ApiException(status=403, reason="Forbidden")
+        return [
+            ("ns", meta["labels"][c.LABEL_CLUSTER], name, controller)
+            for (k, name), meta in self.existing.items()
+            if k == kind and (controller := observed.controller_uid(meta))
+        ]
+
+
+def _autoscaling(name: str) -> dict[str, Any]:
+    body = stored(name, enableInTreeAutoscaling=True)
+    body["metadata"]["uid"] = f"uid-{name}"
+    return body
+
+
+def _run_passes(reconciler: Reconciler, api: ListingApi, names: list[str]) -> None:
+    async def passes() -> None:
+        for name in names:
+            reconciler.observe(("ns", name), api.clusters[name])  # the watch's first list
+        await asyncio.gather(*(reconciler.reconcile(("ns", name)) for name in names))
+
+    asyncio.run(passes())
+
+
+def _rbac_checks(api: FakeApi) -> list[tuple[str, ...]]:
+    return [call for call in api.calls if call[0] == "check" and call[1] != "Service"]
+
+
+def test_after_a_restart_many_autoscaling_clusters_rbac_is_listed_not_read_one_by_one():
+    names = ["a", "b", "c"]
+    api = ListingApi([_autoscaling(n) for n in names])
+    _run_passes(Reconciler(api), api, names)  # type: ignore[arg-type]  # creates them all
+    assert len(_rbac_checks(api)) == 9
+    api.calls.clear()
+    restarted = Reconciler(api)  # type: ignore[arg-type]
+    _run_passes(restarted, api, names)
+    assert _rbac_checks(api) == []
+    lists = [call for call in api.calls if call[0] == "list"]
+    assert sorted(lists) == [("list", k, None) for k in ("Role", "RoleBinding", "ServiceAccount")]
+
+    # A resync checks again, with one list per kind; one deleted meanwhile comes back.
+    del api.existing[("RoleBinding", "b")]
+    api.calls.clear()
+    restarted.recheck_children()
+    _run_passes(restarted, api, names)
+    assert len([call for call in api.calls if call[0] == "list"]) == 3
+    assert _rbac_checks(api) == [("check", "RoleBinding", "b")]
+    assert ("create", "RoleBinding", "b") in api.calls
+
+
+def test_a_listed_rbac_object_of_another_owner_is_still_checked_and_refused():
+    names = ["a", "b"]
+    api = ListingApi([_autoscaling(n) for n in names])
+    api.existing[("ServiceAccount", "b")] = {
+        "name": "b", "labels": {c.LABEL_CLUSTER: "b"},
+        "ownerReferences": [{"kind": "RayCluster", "uid": "uid-old-b", "controller": True}],
+    }  # fmt: skip
+    _run_passes(Reconciler(api), api, names)  # type: ignore[arg-type]
+    assert ("check", "ServiceAccount", "b") in api.calls
+    assert ("create", "Role", "b") not in api.calls and ("create", "Role", "a") in api.calls
+
+
+def test_one_autoscaling_cluster_or_a_refused_list_means_one_get_per_object():
+    api = ListingApi([_autoscaling("a")])
+    _run_passes(Reconciler(api), api, ["a"])  # type: ignore[arg-type]
+    api.calls.clear()
+    _run_passes(Reconciler(api), api, ["a"])  # type: ignore[arg-type]
+    assert not any(call[0] == "list" for call in api.calls)  # 3 GETs, as 3 lists would be
+    assert len(_rbac_checks(api)) == 3
+
+    names = ["a", "b"]
+    api = ListingApi([_autoscaling(n) for n in names], fail_lists=True)  # no `list` granted
+    _run_passes(Reconciler(api), api, names)  # type: ignore[arg-type]
+    assert len(_rbac_checks(api)) == 6
+    assert {call[1] for call in api.calls if call[0] == "create"} >= {"RoleBinding"}
+
+
+def test_a_namespaced_operator_lists_in_the_cluster_s_namespace():
+    names = ["a", "b"]
+    api = ListingApi([_autoscaling(n) for n in names])
+    _run_passes(Reconciler(api, namespaces=["ns"]), api, names)  # type: ignore[arg-type]
+    assert {call[2] for call in api.calls if call[0] == "list"} == {"ns"}

@@ -190,3 +190,30 @@ def test_longest_running_reports_the_oldest_active_pass():
         return longest
 
     assert run(scenario()) == 42.0
+
+
+def test_a_burst_of_child_events_makes_one_pass_after_the_delay():
+    async def scenario():
+        runs: list = []
+
+        async def worker(key):
+            runs.append(key)
+
+        timers = FakeTimers()
+        q = WorkQueue(worker, schedule=timers)
+        task = asyncio.create_task(q.run())
+        for _ in range(30):  # 30 pods of one cluster change within the delay
+            q.add_soon(("ns", "a"), 0.05)
+        assert timers.delays == [0.05] and not q.idle and runs == []
+        timers.fire_all()
+        await until_idle(q)
+        assert runs == [("ns", "a")]
+
+        q.add(("ns", "b"))  # queued, its pass not started: it will see the change
+        q.add_soon(("ns", "b"), 0.05)
+        assert timers.delays == [0.05]  # no second timer
+        await until_idle(q)
+        task.cancel()
+        return runs
+
+    assert run(scenario()) == [("ns", "a"), ("ns", "b")]

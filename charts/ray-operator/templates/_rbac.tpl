@@ -48,18 +48,19 @@ rules grant more or less than that table (operator/ray_operator/rbac.py).
   resources: ["secrets"]
   verbs: ["get", "create"]
 - apiGroups: [""]
-  # The autoscaler's ServiceAccount, one per autoscaling RayCluster.
+  # The autoscaler's ServiceAccount, one per autoscaling RayCluster; list: those of
+  # many clusters at once after a restart or resync (metadata, by label).
   resources: ["serviceaccounts"]
-  verbs: ["get", "create"]
+  verbs: ["get", "list", "create"]
 - apiGroups: ["batch"]
   # GCS fault tolerance: the Redis cleanup Job of a deleted RayCluster (created once,
   # found by labels, watched for its end; garbage-collected with the RayCluster).
   resources: ["jobs"]
   verbs: ["list", "watch", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
-  # The autoscaler's Role and RoleBinding.
+  # The autoscaler's Role and RoleBinding (list: as for its ServiceAccount).
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "create"]
+  verbs: ["get", "list", "create"]
 - apiGroups: ["networking.k8s.io"]
   # The head's Ingress (headGroupSpec.enableIngress), created once, never changed.
   resources: ["ingresses"]

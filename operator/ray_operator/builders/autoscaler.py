@@ -103,11 +103,17 @@ def autoscaler_rules(cluster: Body) -> list[dict[str, Any]]:
     ]
 
 
+def gets_autoscaler_rbac(cluster: Body) -> bool:
+    """In-tree autoscaling with no service account of the user's in the head template:
+    the operator creates the autoscaler's ServiceAccount, Role and RoleBinding."""
+    return cluster_spec.autoscaling_enabled(cluster) and not head_service_account(cluster)
+
+
 def build_autoscaler_rbac(cluster: Body) -> list[dict[str, Any]]:
     """[ServiceAccount, Role, RoleBinding], all named after the cluster and owned by it;
     none without in-tree autoscaling or when the head template names its own service
     account (its owner grants it what it needs)."""
-    if not cluster_spec.autoscaling_enabled(cluster) or head_service_account(cluster):
+    if not gets_autoscaler_rbac(cluster):
         return []
     name = cluster_spec.cluster_name(cluster)
     metadata = {
