@@ -53,12 +53,16 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _clusters(namespace: str) -> str:
-    return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+def _clusters(namespace: str | None) -> str:
+    """The RayClusters of a namespace (None: of all namespaces)."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{c.GROUP}/{c.VERSION}{where}/{c.PLURAL}"
 
 
-def _rayjobs(namespace: str) -> str:
-    return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.JOB_PLURAL}"
+def _rayjobs(namespace: str | None) -> str:
+    """The RayJobs of a namespace (None: of all namespaces)."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{c.GROUP}/{c.VERSION}{where}/{c.JOB_PLURAL}"
 
 
 def _batch_jobs(namespace: str) -> str:
@@ -103,8 +107,9 @@ CHILD_RESOURCES = {
     "Ingress": ("networking.k8s.io", "ingresses"),
 }  # fmt: skip
 ALL_CHILD_PATHS = {kind: path.replace("/namespaces/{ns}", "") for kind, path in CHILD_PATHS.items()}
-# The children `list_labelled_children` reads: the autoscaler's RBAC objects.
-LISTED_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+# The autoscaler's RBAC objects, in the order they are made; `list_labelled_children`
+# reads them.
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 CHILD_NEEDS = tuple(Needs(group, res, ("get", "create")) for group, res in CHILD_RESOURCES.values())
 
 
@@ -394,21 +399,17 @@ class KubeApi:
     def list_clusters(self, namespace: str | None) -> list[dict[str, Any]]:
         """Every RayCluster in a namespace (None: everywhere), whole, in compressed
         pages: what a periodic resync starts each pass from, instead of a GET each."""
-        path = _clusters(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL}"
-        return [
-            item
-            for page in self.list_pages(path, [], JSON, WHOLE_PAGE, item_by_item=True)
-            for item in page["items"]
-        ]
+        pages = self.list_collection(_clusters(namespace), [], metadata_only=False)
+        return [item for page in pages for item in page["items"]]
 
     @needs(Needs(*CLUSTERS, ("list",)))
     def list_cluster_keys(self, namespace: str | None) -> list[tuple[str, str]]:
         """(namespace, name) of every RayCluster in a namespace (None: everywhere),
-        metadata only and paged: what a periodic resync needs, nothing more."""
-        path = _clusters(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL}"
+        metadata only and paged: how the CRD wait probes for RayClusters where it may
+        not read the CRD (cli.py)."""
         return [
             (item["metadata"]["namespace"], item["metadata"]["name"])
-            for page in self.list_pages(path, [], METADATA_LIST)
+            for page in self.list_pages(_clusters(namespace), [], METADATA_LIST)
             for item in page.get("items") or []
         ]
 
@@ -450,12 +451,12 @@ class KubeApi:
         svc = self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{quote(name)}")
         return ObservedService.from_dict(svc) if svc else None
 
-    @needs(*(Needs(*CHILD_RESOURCES[kind], ("list",)) for kind in LISTED_KINDS))
+    @needs(*(Needs(*CHILD_RESOURCES[kind], ("list",)) for kind in RBAC_KINDS))
     def list_labelled_children(
         self, kind: str, namespace: str | None
     ) -> list[tuple[str, str, str, str | None]]:
         """(namespace, cluster, name, controller uid) of every child of `kind` (one of
-        LISTED_KINDS) that a RayCluster's label names, in a namespace (None: all of
+        RBAC_KINDS) that a RayCluster's label names, in a namespace (None: all of
         them), as metadata: one request where a restart or resync would otherwise GET
         each autoscaling cluster's own."""
         path = CHILD_PATHS[kind].format(ns=namespace) if namespace else ALL_CHILD_PATHS[kind]
@@ -649,10 +650,9 @@ class KubeApi:
     @needs(Needs(*RAYJOBS, ("list",)))
     def list_rayjob_keys(self, namespace: str | None) -> list[tuple[str, str]]:
         """(namespace, name) of every RayJob, metadata only (the periodic resync)."""
-        path = _rayjobs(namespace) if namespace else f"/apis/{c.GROUP}/{c.VERSION}/{c.JOB_PLURAL}"
         return [
             (item["metadata"]["namespace"], item["metadata"]["name"])
-            for page in self.list_pages(path, [], METADATA_LIST)
+            for page in self.list_pages(_rayjobs(namespace), [], METADATA_LIST)
             for item in page.get("items") or []
         ]
 

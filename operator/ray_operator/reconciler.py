@@ -39,7 +39,7 @@ from .builders.autoscaler import gets_autoscaler_rbac, head_service_account
 from .builders.redis_cleanup import cleanup_job_selector
 from .childcache import ChildCache, version_number
 from .events import EventRecorder, PodWrite
-from .kube import LISTED_KINDS, KubeApi, LostLeadership, now_rfc3339
+from .kube import RBAC_KINDS, KubeApi, LostLeadership, now_rfc3339
 from .model import Failure, Plan, PodCreate, PodDelete, PodStamp, Problem
 from .observed import ObservedPod, ObservedService, controller_uid, owned_by
 from .ownwrites import OwnStatusWrites
@@ -57,7 +57,6 @@ from .teardown import Teardown, plan_teardown
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Key = tuple[str, str]
-RBAC_KINDS = LISTED_KINDS  # ServiceAccount, Role, RoleBinding
 # A restart or resync checks each autoscaling cluster's RBAC objects once: with at
 # least this many such clusters in a watch scope, one list per kind replaces 3 GETs
 # per cluster (below that, the GETs are as few).

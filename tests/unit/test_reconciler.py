@@ -189,7 +189,7 @@ def test_a_pass_starts_from_the_body_its_watch_delivered_without_a_get():
     reconciler.observe(("ns", "rc"), watched)
     reconcile(api, reconciler)
     assert _gets(api) == 0
-    assert [call for call in api.calls if call[0] == "create_pod"].count(("create_pod", "cpu")) == 3
+    assert api.calls.count(("create_pod", "cpu")) == 3
     assert watched["spec"]["workerGroupSpecs"][0]["replicas"] == 3 and "status" not in watched
 
 
@@ -224,7 +224,7 @@ def test_a_resync_starts_each_pass_from_the_listed_body_without_a_get():
     assert reconciler.resync([_at("7", replicas=2)]) == [("ns", "rc")]
     reconcile(api, reconciler)
     assert _gets(api) == 0
-    assert [call for call in api.calls if call[0] == "create_pod"].count(("create_pod", "cpu")) == 2
+    assert api.calls.count(("create_pod", "cpu")) == 2
 
 
 def test_a_resync_keeps_a_body_the_watch_delivered_while_the_list_was_on_its_way():
@@ -236,7 +236,7 @@ def test_a_resync_keeps_a_body_the_watch_delivered_while_the_list_was_on_its_way
     reconciler.resync([_at("8")])
     reconcile(api, reconciler)
     assert _gets(api) == 0
-    assert [call for call in api.calls if call[0] == "create_pod"].count(("create_pod", "cpu")) == 3
+    assert api.calls.count(("create_pod", "cpu")) == 3
 
 
 def test_a_resync_reads_every_cluster_again_and_a_deletion_forgets_its_body():
