@@ -322,6 +322,16 @@ class Bench:
                 profiler.terminate()
         self._profilers.clear()
 
+    def wait_operator_reconciled(self, passes: int, timeout: float = 300) -> float:
+        """Until the operator's reconcile counter (which starts at 0 with the process)
+        reaches `passes`; returns the seconds waited."""
+        started = time.monotonic()
+        while self.op_reconciles() < passes:
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"the operator never made {passes} reconcile passes")
+            time.sleep(0.05)
+        return time.monotonic() - started
+
     def wait_operator_idle(self, quiet: float = 3.0, timeout: float = 300) -> float:
         """Until the operator's reconcile counter has not moved for `quiet` seconds."""
         started = time.monotonic()
