@@ -322,6 +322,15 @@ class Bench:
                 profiler.terminate()
         self._profilers.clear()
 
+    def wait_operator_leading(self, timeout: float = 300) -> float:
+        """Until the operator leads: KubeRay with its chart's defaults waits for the
+        Lease of the process it replaces (15 s) before its controllers start; ours runs
+        without leader election here. Returns the seconds waited."""
+        started = time.monotonic()
+        if isinstance(self.operator, KubeRayOperator):
+            wait_for(self.operator.leading, timeout=timeout, interval=0.1, what="leadership")
+        return time.monotonic() - started
+
     def wait_operator_reconciled(self, passes: int, timeout: float = 300) -> float:
         """Until the operator's reconcile counter (which starts at 0 with the process)
         reaches `passes`; returns the seconds waited."""

@@ -538,6 +538,7 @@ class Scenarios:
             self.namespaces = []
             self.b.stop_operator()
             self.b.start_operator()
+            self.b.wait_operator_leading(cfg.timeout)  # a standby's RSS is not the figure
             self._idle(quiet=5.0)
             self.r.add(s, "RSS idle (no RayClusters)", self._rss(), "MiB")
             ns = self._namespace("mem")
@@ -590,6 +591,7 @@ class Scenarios:
                        "MiB")  # fmt: skip
             self.b.stop_operator()
             self.b.start_operator()
+            self.b.wait_operator_reconciled(len(clusters), cfg.timeout)  # see steady()
             self._idle(quiet=5.0)
             self.r.add(s, "RSS after a restart with all of them", self._rss(), "MiB")
             log.info("memory rep %d done", rep)

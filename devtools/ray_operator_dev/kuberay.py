@@ -115,6 +115,15 @@ class KubeRayProcess:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def leading(self) -> bool:
+        """Whether this process holds the leader Lease (controller-runtime's
+        `leader_election_master_status`; a standby has the gauge at 0 or not at all).
+        Only the leader starts its controllers and their watches."""
+        for line in self.metrics_text().splitlines():
+            if line.startswith("leader_election_master_status{"):
+                return float(line.rsplit(" ", 1)[1]) == 1.0
+        return False
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -23,7 +23,9 @@ def kuberay_plane() -> Iterator[ControlPlane]:
         yield plane
 
 
-def test_kuberay_reconciles_a_cluster_and_counts_its_passes(kuberay_plane: ControlPlane) -> None:
+def test_kuberay_reconciles_a_cluster_and_its_successor_waits_for_the_lease(
+    kuberay_plane: ControlPlane,
+) -> None:
     api = config.new_client_from_config(str(kuberay_plane.kubeconfig))
     apply_crds(api, kuberay.crd_files())
     peer = kuberay.KubeRayProcess(kuberay_plane.kubeconfig, kuberay_plane.root / "kuberay.log")
@@ -70,6 +72,23 @@ def test_kuberay_reconciles_a_cluster_and_counts_its_passes(kuberay_plane: Contr
         ]
         assert all(p.metadata.owner_references[0].kind == "RayCluster" for p in pods)
         assert wait_for(peer.reconciles, timeout=30, what="KubeRay's reconcile counter") > 0
+        assert peer.leading()
     finally:
         peer.stop()
     assert peer.proc.returncode == 0, peer.log_tail()
+
+    # What the benchmark's restart phase relies on: a stopped KubeRay keeps its Lease,
+    # so its successor serves /readyz as a standby, reconciling nothing, until the
+    # Lease expires; then it leads and reconciles the cluster again.
+    successor = kuberay.KubeRayProcess(
+        kuberay_plane.kubeconfig, kuberay_plane.root / "kuberay-successor.log"
+    )
+    successor.start()
+    try:
+        wait_for(successor.ready, timeout=60, what="the successor's readyz")
+        assert not successor.leading()
+        assert successor.reconciles() == 0
+        wait_for(successor.leading, timeout=60, what="the successor taking the Lease")
+        assert wait_for(successor.reconciles, timeout=30, what="the successor's passes") > 0
+    finally:
+        successor.stop()
