@@ -335,10 +335,12 @@ class Bench:
         """Until the operator's reconcile counter (which starts at 0 with the process)
         reaches `passes`; returns the seconds waited."""
         started = time.monotonic()
-        while self.op_reconciles() < passes:
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"the operator never made {passes} reconcile passes")
-            time.sleep(0.05)
+        wait_for(
+            lambda: self.op_reconciles() >= passes,
+            timeout=timeout,
+            interval=0.05,
+            what=f"{passes} reconcile passes",
+        )
         return time.monotonic() - started
 
     def wait_operator_idle(self, quiet: float = 3.0, timeout: float = 300) -> float:
