@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="scaled down: a few minutes in all")
     p.add_argument("--repeat", type=int, help="repeats per figure (default 3, quick 1)")
-    p.add_argument("--ceiling-pods", type=_ints, help="ceiling sizes (default 201,2000)")
+    p.add_argument("--ceiling-pods", type=_ints, help="ceiling sizes (default 201,500,2000)")
     p.add_argument("--ceiling-concurrency", type=int, default=32)
     p.add_argument("--big-workers", type=int, help="scenarios 2 and 7 (default 200)")
     p.add_argument(

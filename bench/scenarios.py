@@ -21,6 +21,7 @@ from tests.manifests import raycluster, worker_group
 from .apimetrics import ApiCost, Snapshot
 from .env import BENCH_LABEL, KUBERAY, Bench, worker_pod_shape
 from .fakedashboard import FakeDashboards
+from .machinecpu import MachineCpu
 from .report import Results
 from .watch import PodWatch, RayClusterWatch
 
@@ -31,7 +32,8 @@ log = logging.getLogger("bench")
 class Config:
     repeat: int = 3
     timeout: float = 900.0
-    ceiling_pods: list[int] = field(default_factory=lambda: [201, 2000])
+    # 201 and 500: the pods of `big` and `many`, each compared with a ceiling of its size
+    ceiling_pods: list[int] = field(default_factory=lambda: [201, 500, 2000])
     ceiling_concurrency: int = 32
     big_workers: int = 200  # in two groups
     # recovery: where the SIGKILLs fall; 1: at half of the pods, n > 1: at 0, 1/(n-1),
@@ -103,6 +105,13 @@ def big_cluster_body(name: str, workers: int, kind: str) -> dict[str, Any]:
     )
 
 
+def _closest(by_size: dict[int, list[float]], n: int) -> float | None:
+    """The median of the samples at the size closest to n (None: no samples)."""
+    if not by_size:
+        return None
+    return statistics.median(by_size[min(by_size, key=lambda size: abs(size - n))])
+
+
 class Phase:
     """API cost and CPU seconds of one measured phase."""
 
@@ -115,13 +124,16 @@ class Phase:
 
     def end(self) -> tuple[ApiCost, dict[str, float]]:
         cost = self.bench.snapshot() - self.before
+        return cost, self.cpu_so_far()
+
+    def cpu_so_far(self) -> dict[str, float]:
+        """CPU seconds of each process since the phase began."""
         cpu_after = self.bench.component_cpu()
-        cpu = {
+        return {
             k: round(v - self.cpu_before[k], 2)
             for k, v in cpu_after.items()
             if k in self.cpu_before and v >= self.cpu_before[k]
         }
-        return cost, cpu
 
 
 class Scenarios:
@@ -134,6 +146,10 @@ class Scenarios:
         # the ceiling's pods/s of this run, by (which, size): percentages compare with
         # the ceiling of the same control plane and minutes
         self.ceilings: dict[tuple[str, int], list[float]] = {}
+        # the ceiling's whole-machine CPU ms per pod to created, by size: a creation
+        # that keeps every core busy can reach at most (that / its own) of its rate
+        self.ceiling_cpu: dict[int, list[float]] = {}
+        self.machine = MachineCpu()
         self.shape = worker_pod_shape(big_cluster_body("shape", 2, "shape"))
 
     # -- helpers -----------------------------------------------------------------------
@@ -203,12 +219,16 @@ class Scenarios:
                 created = watch.wait(
                     lambda n=n, w=watch: w.created >= n, self.cfg.timeout, "created"
                 )
+                cpu_created = p.cpu_so_far()
                 running = watch.wait(
                     lambda n=n, w=watch: w.n_ready() >= n, self.cfg.timeout, "Running"
                 )
                 watch.stop()
                 tag = f"N={n}"
                 self.ceilings.setdefault(("created", n), []).append(n / (created - t0))
+                self.ceiling_cpu.setdefault(n, []).append(
+                    self._machine_to_created("1 ceiling", f" ({tag})", n, t0, created)
+                )
                 self.ceilings.setdefault(("Running", n), []).append(n / (running - t0))
                 self.r.add("1 ceiling", f"pods/s to created ({tag})", n / (created - t0), "pods/s")
                 self.r.add("1 ceiling", f"pods/s to Running ({tag})", n / (running - t0), "pods/s")
@@ -223,17 +243,29 @@ class Scenarios:
                 )  # fmt: skip
                 self.r.add_api(f"1 ceiling: {tag}", cost.as_json())
                 self.r.add_detail(f"1 ceiling: {tag}", {"cpu_seconds": cpu})
+                self.r.add_detail(f"1 ceiling: {tag} to created", {"cpu_seconds": cpu_created})
                 log.info("ceiling %s rep %d: created %.2fs, Running %.2fs", tag, rep,
                          created - t0, running - t0)  # fmt: skip
                 self.b.clear_namespace(ns)
 
+    def _machine_to_created(
+        self, scenario: str, suffix: str, n: int, t0: float, created: float
+    ) -> float:
+        """Whole-machine CPU (every process) from t0 to the last pod created: ms per
+        pod, and how busy the cores were. Returns the ms per pod."""
+        busy = self.machine.busy(t0, created)
+        per_pod = 1000 * busy / n
+        self.r.add(scenario, f"CPU ms per pod to created, whole machine{suffix}", per_pod,
+                   "ms", "every process on the machine, from /proc/stat")  # fmt: skip
+        self.r.add(scenario, f"cores busy to created{suffix}",
+                   100 * busy / ((created - t0) * self.machine.cores), "%",
+                   f"of {self.machine.cores} cores")  # fmt: skip
+        return per_pod
+
     def _ceiling(self, which: str, n: int) -> float | None:
         """This run's median ceiling pods/s at the size closest to n."""
-        sizes = [size for w, size in self.ceilings if w == which]
-        if not sizes:
-            return None
-        size = min(sizes, key=lambda s: abs(s - n))
-        return statistics.median(self.ceilings[(which, size)])
+        by_size = {size: rates for (w, size), rates in self.ceilings.items() if w == which}
+        return _closest(by_size, n)
 
     def _creation(
         self,
@@ -244,9 +276,12 @@ class Scenarios:
         created: float,
         running: float,
         ready: tuple[str, float],
+        cpu_created: dict[str, float],
     ) -> None:
         """The figures of a creation from `t0`: seconds and rates to all `n` pods
-        created and Running, seconds to `ready` (its figure's name, when), extra pods."""
+        created and Running, seconds to `ready` (its figure's name, when), extra pods,
+        and the CPU it took until the last pod was created (`cpu_created`: each
+        process's, from the phase's start)."""
         self.r.add(s, "seconds to first pod created", watch.first_added() - t0, "s")
         self.r.add(s, "seconds to all created", created - t0, "s")
         self.r.add(s, "seconds to all Running", running - t0, "s")
@@ -256,6 +291,18 @@ class Scenarios:
         self._fraction(s, "created", n, n / (created - t0))
         self._fraction(s, "Running", n, n / (running - t0))
         self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
+        per_pod = self._machine_to_created(s, "", n, t0, created)
+        ceiling = _closest(self.ceiling_cpu, n)
+        if ceiling:
+            self.r.add(
+                s, "CPU bound: pods/s to created / ceiling", 100 * ceiling / per_pod, "%",
+                "the ceiling's whole-machine CPU per pod over this one's: the most of the "
+                "ceiling's rate this CPU per pod allows",
+            )  # fmt: skip
+        if "ray-operator" in cpu_created:
+            self.r.add(s, "operator CPU ms per pod to created",
+                       1000 * cpu_created["ray-operator"] / n, "ms")  # fmt: skip
+        self.r.add_detail(f"{s}: apply to all created", {"cpu_seconds": cpu_created})
 
     def _fraction(self, scenario: str, which: str, n: int, rate: float) -> None:
         ceiling = self._ceiling(which, n)
@@ -276,6 +323,7 @@ class Scenarios:
             self.b.create_cluster(ns, big_cluster_body("big", self.cfg.big_workers, "big"))
             key = f"{ns}/big"
             created = watch.wait(lambda w=watch: w.created >= n, self.cfg.timeout, "created")
+            cpu_created = p.cpu_so_far()
             running = watch.wait(lambda w=watch: w.n_ready() >= n, self.cfg.timeout, "Running")
             self.clusters.wait(
                 lambda k=key: self.clusters.converged(k, self.cfg.big_workers),
@@ -286,7 +334,7 @@ class Scenarios:
             self._idle()
             watch.stop()
             s = "2 big cluster"
-            self._creation(s, watch, n, t0, created, running, ("status ready", ready))
+            self._creation(s, watch, n, t0, created, running, ("status ready", ready), cpu_created)
             self._record_phase(s, "apply to ready", p, pods=n)
             log.info("big rep %d: created %.2fs, Running %.2fs, ready %.2fs", rep,
                      created - t0, running - t0, ready - t0)  # fmt: skip
@@ -332,6 +380,7 @@ class Scenarios:
             list(pool.map(lambda nb: self.b.create_cluster(*nb), bodies))
         applied = time.monotonic()
         created = watch.wait(lambda w=watch: w.created >= n, cfg.timeout, "created")
+        cpu_created = p.cpu_so_far()
         running = watch.wait(lambda w=watch: w.n_ready() >= n, cfg.timeout, "Running")
         self.clusters.wait(
             lambda keys=keys: all(self.clusters.converged(k, workers) for k in keys),
@@ -342,7 +391,7 @@ class Scenarios:
         self._idle()
         watch.stop()
         self.r.add(s, "seconds to apply all (harness)", applied - t0, "s")
-        self._creation(s, watch, n, t0, created, running, ("all ready", ready))
+        self._creation(s, watch, n, t0, created, running, ("all ready", ready), cpu_created)
         cpu = self._record_phase(s, "apply to all ready", p, pods=n)
         log.info("%s: created %.2fs, Running %.2fs, ready %.2fs", kind,
                  created - t0, running - t0, ready - t0)  # fmt: skip

@@ -1,9 +1,15 @@
 """The benchmark's pure parts: side-by-side rows, alternation, the API server's byte
-metrics, the FlowSchema names, and the sizes of the opt-in scenario (no control plane)."""
+metrics, the FlowSchema names, the sizes of the opt-in scenario, and the machine CPU
+sampler (no control plane)."""
+
+import time
+
+import pytest
 
 from bench.__main__ import _alternated, make_config, parse_args
 from bench.apimetrics import Snapshot, flow_schemas
 from bench.env import nodes_for
+from bench.machinecpu import MachineCpu
 from bench.report import compare_rows
 from bench.scenarios import Config
 
@@ -53,3 +59,25 @@ def test_thousand_runs_only_when_named_and_sizes_the_kwok_nodes():
     assert (cfg.thousand_clusters, cfg.thousand_namespaces, cfg.thousand_workers) == (60, 6, 3)
     assert Config().peak_pods(["thousand"]) == 4000  # 1,000 x (1 head + 3 workers)
     assert nodes_for(Config().peak_pods(["thousand"]), 250) == 18  # + 10 % headroom
+
+
+def test_machine_cpu_interpolates_between_samples_and_clamps_outside_them():
+    samples = [(10.0, 100.0), (10.1, 100.2), (10.2, 100.2)]
+    assert MachineCpu._at(samples, 10.05) == pytest.approx(100.1)
+    assert MachineCpu._at(samples, 10.15) == pytest.approx(100.2)  # cores idle meanwhile
+    assert MachineCpu._at(samples, 9.0) == 100.0  # before the first sample
+    assert MachineCpu._at(samples, 11.0) == 100.2  # after the last
+
+
+def test_machine_cpu_counts_the_cpu_this_process_burns():
+    machine = MachineCpu()
+    try:
+        t0, cpu0 = time.monotonic(), time.process_time()
+        while time.process_time() - cpu0 < 0.3:  # a busy loop of 0.3 s of CPU
+            pass
+        t1 = time.monotonic()
+        # /proc/stat ticks are 10 ms; other processes only add to it
+        assert machine.busy(t0, t1) >= 0.25
+        assert machine.busy(t0, t1) <= (t1 - t0) * machine.cores + 0.05
+    finally:
+        machine.stop()
