@@ -41,9 +41,9 @@ class MachineCpu:
         self._thread.start()
 
     def _sample(self) -> None:
-        sample = (time.monotonic(), busy_core_seconds())
+        # Read under the lock: two threads sampling at once still append in time order.
         with self._lock:
-            self._samples.append(sample)
+            self._samples.append((time.monotonic(), busy_core_seconds()))
 
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL):
