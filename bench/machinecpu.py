@@ -17,7 +17,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from .env import CLK_TCK
+
 INTERVAL = 0.05  # seconds between samples
 KEPT = 24_000  # samples: 20 minutes, longer than any one phase
 

@@ -26,6 +26,7 @@ from .report import Results
 from .watch import PodWatch, RayClusterWatch
 
 log = logging.getLogger("bench")
+CEILING_CPU = "CPU ms per pod to created"  # a key of Scenarios.ceilings
 
 
 @dataclass
@@ -105,13 +106,6 @@ def big_cluster_body(name: str, workers: int, kind: str) -> dict[str, Any]:
     )
 
 
-def _closest(by_size: dict[int, list[float]], n: int) -> float | None:
-    """The median of the samples at the size closest to n (None: no samples)."""
-    if not by_size:
-        return None
-    return statistics.median(by_size[min(by_size, key=lambda size: abs(size - n))])
-
-
 class Phase:
     """API cost and CPU seconds of one measured phase."""
 
@@ -143,12 +137,12 @@ class Scenarios:
         self.clusters.start()
         self.clusters.synced.wait(60)
         self.namespaces: list[str] = []  # every namespace with Ray pods, for cleanup
-        # the ceiling's pods/s of this run, by (which, size): percentages compare with
-        # the ceiling of the same control plane and minutes
+        # the ceiling's figures of this run, by (which, size): its pods/s to "created"
+        # and to "Running" (percentages compare with the ceiling of the same control
+        # plane and minutes) and its whole-machine CPU ms per pod to created, CEILING_CPU
+        # (a creation that keeps every core busy reaches at most the ceiling's CPU per
+        # pod over its own, of the ceiling's rate)
         self.ceilings: dict[tuple[str, int], list[float]] = {}
-        # the ceiling's whole-machine CPU ms per pod to created, by size: a creation
-        # that keeps every core busy can reach at most (that / its own) of its rate
-        self.ceiling_cpu: dict[int, list[float]] = {}
         self.machine = MachineCpu()
         self.shape = worker_pod_shape(big_cluster_body("shape", 2, "shape"))
 
@@ -226,10 +220,10 @@ class Scenarios:
                 watch.stop()
                 tag = f"N={n}"
                 self.ceilings.setdefault(("created", n), []).append(n / (created - t0))
-                self.ceiling_cpu.setdefault(n, []).append(
+                self.ceilings.setdefault(("Running", n), []).append(n / (running - t0))
+                self.ceilings.setdefault((CEILING_CPU, n), []).append(
                     self._machine_to_created("1 ceiling", f" ({tag})", n, t0, created)
                 )
-                self.ceilings.setdefault(("Running", n), []).append(n / (running - t0))
                 self.r.add("1 ceiling", f"pods/s to created ({tag})", n / (created - t0), "pods/s")
                 self.r.add("1 ceiling", f"pods/s to Running ({tag})", n / (running - t0), "pods/s")
                 self.r.add("1 ceiling", f"seconds to created ({tag})", created - t0, "s")
@@ -263,9 +257,12 @@ class Scenarios:
         return per_pod
 
     def _ceiling(self, which: str, n: int) -> float | None:
-        """This run's median ceiling pods/s at the size closest to n."""
-        by_size = {size: rates for (w, size), rates in self.ceilings.items() if w == which}
-        return _closest(by_size, n)
+        """This run's median ceiling figure `which` at the size closest to n."""
+        sizes = [size for w, size in self.ceilings if w == which]
+        if not sizes:
+            return None
+        size = min(sizes, key=lambda s: abs(s - n))
+        return statistics.median(self.ceilings[(which, size)])
 
     def _creation(
         self,
@@ -292,7 +289,7 @@ class Scenarios:
         self._fraction(s, "Running", n, n / (running - t0))
         self.r.add(s, "extra pods created", watch.created - n, "pods", "must be 0")
         per_pod = self._machine_to_created(s, "", n, t0, created)
-        ceiling = _closest(self.ceiling_cpu, n)
+        ceiling = self._ceiling(CEILING_CPU, n)
         if ceiling:
             self.r.add(
                 s, "CPU bound: pods/s to created / ceiling", 100 * ceiling / per_pod, "%",
